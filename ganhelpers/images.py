@@ -1,0 +1,98 @@
+"""Image grids, PNG writing and GIF assembly. Inputs are NHWC in [-1, 1] or uint8."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .experiment import atomic_write
+
+
+def to_uint8(images) -> np.ndarray:
+    """Map float images in [-1, 1] (or uint8 images, unchanged) to uint8 in [0, 255]."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    images = images.astype(np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images, ncols: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile N images (N, H, W, C) into one uint8 image, ``ncols`` per row (default: square-ish).
+
+    Single-channel images stay single-channel (H', W', 1).
+    """
+    images = to_uint8(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise ValueError(f"make_grid wants (N, H, W, C) images, got shape {images.shape}")
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("make_grid got no images")
+    ncols = ncols or int(math.ceil(math.sqrt(n)))
+    nrows = int(math.ceil(n / ncols))
+    grid = np.full((nrows * (h + padding) + padding, ncols * (w + padding) + padding, c),
+                   pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y:y + h, x:x + w] = images[i]
+    return grid
+
+
+def png_bytes(image) -> bytes:
+    """Encode one (H, W, C) or (H, W) image as PNG bytes."""
+    from PIL import Image
+
+    image = to_uint8(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, image) -> Path:
+    """Write one image as a PNG, atomically (a crash never leaves a half-written frame)."""
+    return atomic_write(path, png_bytes(image))
+
+
+def save_grid(path: str | os.PathLike, images, ncols: int | None = None) -> Path:
+    return save_png(path, make_grid(images, ncols))
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def assemble_gif(frames: Sequence[str | os.PathLike] | Iterable[np.ndarray], out_path: str | os.PathLike,
+                 fps: float = 5.0, loop: int = 0) -> Path:
+    """Assemble frames (PNG paths or uint8 arrays, all one size) into an animated GIF.
+
+    Written atomically with imageio; ``loop=0`` loops forever. Returns ``out_path``.
+    """
+    import imageio.v2 as imageio
+
+    arrays = [read_png(f) if isinstance(f, (str, os.PathLike)) else to_uint8(f) for f in frames]
+    if not arrays:
+        raise ValueError(f"no frames to assemble into {out_path}")
+    arrays = [a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a for a in arrays]
+    buf = io.BytesIO()
+    imageio.mimsave(buf, arrays, format="GIF", duration=1000.0 / fps, loop=loop)
+    return atomic_write(out_path, buf.getvalue())
+
+
+def gif_frame_count(path: str | os.PathLike) -> int:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return getattr(im, "n_frames", 1)

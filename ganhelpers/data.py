@@ -358,3 +358,73 @@ def load(data_config: dict, data_dir=None, download: bool = False) -> dict:
         return {"images": load_folder(data_config["path"], size, channels, data_config.get("crop", "center"),
                                       cache=True)}
     raise ValueError(f"unknown dataset {name!r}: use 'digits', 'cub200' or 'folder'")
+
+
+# -- MNIST --------------------------------------------------------------------------------------
+
+MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+MNIST_MD5 = "8a61469f7ea1b51cbae51d4f78837e45"
+
+
+def mnist(data_dir=None, image_size: int = 28, channels: int = 1, url: str = MNIST_URL,
+          md5: str | None = MNIST_MD5) -> dict:
+    """MNIST (LeCun et al. 1998) from the ``mnist.npz`` that ``keras.datasets.mnist`` downloads.
+
+    Returns uint8 ``{"x_train": (60000, S, S, C), "y_train", "x_test": (10000, S, S, C), "y_test"}``,
+    resized when ``image_size != 28``. The file is fetched with its md5 checked, into ``data_dir``.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    path = fetch(url, data_dir, "mnist.npz", md5)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(f"{path} is not a valid mnist.npz ({err}); delete it and download again") from err
+    for key in ("x_train", "x_test"):
+        arrays[key] = _resize_gray(arrays[key], image_size, channels)
+    return arrays
+
+
+def _resize_gray(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """(N, H, W) uint8 -> (N, S, S, channels) uint8, bicubic when the size changes."""
+    from PIL import Image
+
+    if images.shape[1] != image_size:
+        images = np.stack([np.asarray(Image.fromarray(im).resize((image_size, image_size),
+                                                                 Image.Resampling.BICUBIC)) for im in images])
+    images = images[..., None]
+    return np.repeat(images, 3, axis=-1) if channels == 3 else images
+
+
+# -- TensorFlow flowers -------------------------------------------------------------------------
+
+# The 3,670 photos (5 classes, one folder each) used by the TensorFlow tutorials.
+FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
+FLOWERS_ARCHIVE = "flower_photos.tgz"
+
+
+def flowers(data_dir=None, image_size: int = 64, download: bool = False, url: str = FLOWERS_URL,
+            md5: str | None = None, cache: bool = True) -> dict:
+    """The TF flowers photos, centre-cropped and resized: ``{"images": uint8 (N, S, S, 3), "labels"}``.
+
+    With ``download=True`` ``flower_photos.tgz`` (218 MB) is fetched and extracted into ``data_dir``;
+    pass ``md5`` to check it. Labels index the sorted class folders.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / "flowers"
+    root = data_dir / "flower_photos"
+    if download and not root.is_dir():
+        extract(fetch(url, data_dir, FLOWERS_ARCHIVE, md5), data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"flower_photos/ not found under DATA_DIR={data_dir}; download with "
+                                "ganhelpers.data.flowers(data_dir, download=True)")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    paths = list_images(root)
+    labels = np.array([classes.index(p.relative_to(root).parts[0]) if len(p.relative_to(root).parts) > 1
+                       else -1 for p in paths])
+    cache_path = data_dir / f"flowers_{image_size}px_{len(paths)}.npz" if cache else None
+
+    def build():
+        arr, kept = decode_files(paths, image_size, 3, crop="center")
+        return {"images": arr, "labels": labels[kept]}
+
+    return _cached(cache_path, build)

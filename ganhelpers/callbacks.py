@@ -131,10 +131,11 @@ class Checkpoint(keras.callbacks.Callback):
         if not ok:
             step = int(self.model.step.numpy())
             self.model.stop_training = True
+            latest = self.manager.latest_checkpoint
+            kept = f"the newest good checkpoint is {latest}" if latest else f"no checkpoint was saved yet in {self.directory}"
             raise FloatingPointError(
-                f"non-finite loss ({what}) at step {step}: training stopped and nothing was saved; "
-                f"the newest good checkpoint is {self.manager.latest_checkpoint} in {self.directory}. "
-                "Lower the learning rate or check the data, then run again to resume from it.")
+                f"non-finite loss ({what}) at step {step}: training stopped and nothing was saved; {kept}. "
+                "Lower the learning rate or check the data, then run again to resume from the checkpoint.")
         step = int(self.model.step.numpy())
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_saved_step:
             self.save()
@@ -155,7 +156,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
-        except (tf.errors.OpError, ValueError, AssertionError) as err:
+        except Exception as err:  # noqa: BLE001 - TF raises OpError, ValueError, IndexError... on bad files
             log.warning("checkpoint %s is unreadable (%s); trying an older one", path,
                         str(err).splitlines()[0] if str(err) else type(err).__name__)
     return None
@@ -242,7 +243,8 @@ class LossHistory(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.step.numpy())
         if logs and step % self.every_n_steps == 0:
-            keys = self.keys or tuple(k for k in logs if "loss" in k)
+            order = list(getattr(self.model, "metric_names", ())) + sorted(logs)
+            keys = self.keys or tuple(dict.fromkeys(k for k in order if "loss" in k and k in logs))
             self._rows.append({"step": step, **{k: float(logs[k]) for k in keys if k in logs}})
 
     def _flush(self):

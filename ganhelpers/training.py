@@ -46,12 +46,13 @@ def train_dcgan(config: dict, run: Run | None = None, images: np.ndarray | None 
     callbacks = dcgan_callbacks(run, config, tensorboard) + list(extra_callbacks)
     if steps is None:
         dataset = data_lib.make_dataset(images, batch, seed=config.get("seed", 0))
-        history = model.fit(dataset, epochs=config["training"]["epochs"], callbacks=callbacks, verbose=verbose)
+        history = model.fit(dataset, epochs=config["training"]["epochs"], callbacks=callbacks, verbose=verbose,
+                            shuffle=False)
     else:
         # A repeated dataset with epochs of at most one pass keeps step counts exact across resumes.
         steps_per_epoch = min(steps, per_epoch)
         dataset = data_lib.make_dataset(images, batch, seed=config.get("seed", 0), repeat=True)
         epochs = math.ceil(steps / steps_per_epoch)
         history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                            verbose=verbose)
+                            verbose=verbose, shuffle=False)
     return model, run, history

@@ -17,6 +17,16 @@ def _demo(args) -> int:
         config["training"]["precision"] = args.precision
     model, run, _ = train_dcgan(config, steps=args.steps, root=args.root, run_name=args.run,
                                 verbose=2 if args.quiet else "auto")
+    if not args.no_check:
+        from .evaluate import digit_classifier, digit_report
+
+        classifier, accuracy = digit_classifier(config["data"]["image_size"], config["data"]["channels"])
+        report = digit_report(classifier, model.generate(500))
+        run.update_results({"step": int(model.step.numpy()), "digit_report": report,
+                            "classifier_holdout_accuracy": accuracy})
+        print(f"learning check: {report['confident_fraction']:.0%} of {report['num_images']} samples are "
+              f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
+              f"real digits), covering {report['classes_covered']}/10 classes")
     print(f"run folder: {run.dir}")
     print(f"GIF:        {run.gifs / (run.experiment + '.gif')}")
     print(f"losses:     {run.samples / 'losses.png'}")
@@ -79,6 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None, help="model_data folder (default: ./model_data)")
     p.add_argument("--precision", default=None, help="float32 (default) or mixed")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--no-check", action="store_true", help="skip the learning check (a digit classifier "
+                   "trained on the real digits judging 500 samples)")
     p.set_defaults(fn=_demo)
 
     p = sub.add_parser("sample", help="write N single PNGs from a run's newest checkpoint")
@@ -91,6 +103,16 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--fps", type=float, default=5.0)
     p.set_defaults(fn=_gif)
+
+    p = sub.add_parser("fid", help="FID between two image folders or .npz statistics files")
+    p.add_argument("path_a", help="a folder of images or an .npz with mu and sigma")
+    p.add_argument("path_b", help="a folder of images or an .npz with mu and sigma")
+    p.add_argument("--weights", default="imagenet",
+                   help="imagenet (Keras InceptionV3), none (random: plumbing only), or a file: "
+                        "classify_image_graph_def.pb / inception-2015-12-05.tgz (published-comparable FID) "
+                        "or Keras InceptionV3 weights (default: imagenet)")
+    p.add_argument("--batch", type=int, default=50, help="images per batch (default: 50)")
+    p.set_defaults(fn=lambda args: __import__("ganhelpers.fid", fromlist=["cli_main"]).cli_main(args))
 
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()

@@ -132,7 +132,8 @@ class Checkpoint(keras.callbacks.Callback):
             step = int(self.model.step.numpy())
             self.model.stop_training = True
             latest = self.manager.latest_checkpoint
-            kept = f"the newest good checkpoint is {latest}" if latest else f"no checkpoint was saved yet in {self.directory}"
+            kept = (f"the newest good checkpoint is {latest}" if latest
+                    else f"no checkpoint was saved yet in {self.directory}")
             raise FloatingPointError(
                 f"non-finite loss ({what}) at step {step}: training stopped and nothing was saved; {kept}. "
                 "Lower the learning rate or check the data, then run again to resume from the checkpoint.")

@@ -33,8 +33,8 @@ def train_dcgan(config: dict, run: Run | None = None, images: np.ndarray | None 
     """Seed, load data, build and fit a DCGAN; resumes if the run folder has checkpoints.
 
     ``steps`` asks for about that many train steps: epochs of ``min(steps, one pass)`` steps, as many
-    as reach ``steps`` (so the total is rounded up to whole epochs); otherwise ``config["training"]["epochs"]`` epochs. Returns
-    ``(model, run, history)``.
+    as reach ``steps`` (the total is rounded up to whole epochs); otherwise the config's
+    ``training.epochs`` epochs. Returns ``(model, run, history)``.
     """
     run = run or open_run(config["experiment"], run_name, config, root=root)
     seed_everything(config.get("seed", 0))

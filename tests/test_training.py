@@ -63,12 +63,12 @@ def test_checkpoint_round_trip_restores_weights_optimizer_state_step_and_rng(mod
     other = _model(seed=5)  # different init, different RNG, different fixed noise
     ck = callbacks.Checkpoint(run)
     assert ck.restore_before_fit(other).endswith("ckpt-4")
-    for a, b in zip(_weights(model), _weights(other)):
+    for a, b in zip(_weights(model), _weights(other), strict=True):
         np.testing.assert_array_equal(a, b)
     for opt in ("d_optimizer", "g_optimizer"):
         va, vb = getattr(model, opt).variables, getattr(other, opt).variables
         assert len(va) == len(vb) > 2
-        for a, b in zip(va, vb):
+        for a, b in zip(va, vb, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(other.step.numpy()) == 4 and int(other.epoch.numpy()) == 1
     np.testing.assert_array_equal(model.fixed_noise.numpy(), other.fixed_noise.numpy())

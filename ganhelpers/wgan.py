@@ -1,0 +1,532 @@
+"""Wasserstein GANs: WGAN with weight clipping (Arjovsky, Chintala & Bottou 2017) and WGAN-GP
+(Gulrajani et al. 2017), as in the bird experiment and the authors' code.
+
+One Keras step is ONE critic iteration on ONE data batch. The generator update that closes a
+generator iteration runs at the start of the step after that iteration's ``n_critic``-th critic
+iteration, so the sequence of updates is Algorithm 1's (critic x n_critic, generator, critic x
+n_critic, ...), every batch is used exactly once, the progress bar counts critic iterations, and a
+callback that clips after the step (:class:`WeightClip`) clips before the generator reads the
+critic. The schedule (``generator_iteration``, ``critic_iter``, ``n_critic``) lives in
+checkpointed tf.Variables: changing it never retraces and a resumed run continues it exactly.
+
+Sign convention: the critic scores real images HIGH (real = 1 direction, as everywhere in the
+project). With the Keras-style loss ``mean(y_true * y_pred)`` the critic minimises it with labels
+``y_true = -1`` on reals and ``+1`` on fakes, i.e. ``mean(D(fake)) - mean(D(real))``, whose negative
+is the Wasserstein estimate the paper plots (section 4.2).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import losses as losses_lib
+from .experiment import Run
+from .layers import dcgan_discriminator, dcgan_generator
+from .models import GAN, _counter, real_images
+
+log = logging.getLogger(__name__)
+
+# -- the Wasserstein loss --------------------------------------------------------------------------
+
+REAL_LABEL, FAKE_LABEL = -1.0, 1.0  # labels for mean(y_true * y_pred) so that the critic rates reals high
+
+
+def wasserstein_loss(y_true, y_pred):
+    """``mean(y_true * y_pred)`` with y_true = -1 (real) or +1 (fake); float32 scalar."""
+    y_pred = tf.cast(y_pred, tf.float32)
+    return tf.reduce_mean(tf.broadcast_to(tf.cast(y_true, tf.float32), tf.shape(y_pred)) * y_pred)
+
+
+def critic_loss(scores_real, scores_fake):
+    """The critic's loss ``mean(D(fake)) - mean(D(real))``; its negative estimates W(P_r, P_g)."""
+    return wasserstein_loss(REAL_LABEL, scores_real) + wasserstein_loss(FAKE_LABEL, scores_fake)
+
+
+def generator_loss(scores_fake):
+    """The generator's loss ``-mean(D(G(z)))``: fakes labelled like reals (-1)."""
+    return wasserstein_loss(REAL_LABEL, scores_fake)
+
+
+# In the losses registry as a pair on raw critic scores (targets are ignored: no labels in a critic).
+WASSERSTEIN = losses_lib.register(losses_lib.GANLoss(
+    "wasserstein", lambda s, t=None: wasserstein_loss(REAL_LABEL, s),
+    lambda s, t=None: wasserstein_loss(FAKE_LABEL, s), lambda s, t=None: generator_loss(s)))
+
+# -- the critic schedule ---------------------------------------------------------------------------
+
+# The authors' code (main.py): Diters = 100 if gen_iterations < 25 or gen_iterations % 500 == 0 else 5.
+SCHEDULE = dict(warmup_generator_iterations=25, warmup_n_critic=100, every=500, n_critic=5)
+
+
+def critic_iterations(generator_iteration: int, warmup_generator_iterations: int = 25, warmup_n_critic: int = 100,
+                      every: int = 500, n_critic: int = 5) -> int:
+    """Critic iterations before generator update ``generator_iteration`` (0-based): ``warmup_n_critic``
+    for the first ``warmup_generator_iterations`` and every ``every``-th (``every=0``: never), else
+    ``n_critic``. Many critic iterations early on give the generator a near-optimal critic, whose
+    gradients are the meaningful ones (Arjovsky et al. 2017, section 3)."""
+    g = int(generator_iteration)
+    if g < 0:
+        raise ValueError(f"generator_iteration must be >= 0, got {g}")
+    if g < warmup_generator_iterations or (every > 0 and g % every == 0):
+        return int(warmup_n_critic)
+    return int(n_critic)
+
+
+def critic_iterations_tf(generator_iteration, warmup_generator_iterations=25, warmup_n_critic=100, every=500,
+                         n_critic=5):
+    """:func:`critic_iterations` in TensorFlow ops (int64), for use inside ``train_step``."""
+    g = tf.cast(generator_iteration, tf.int64)
+    periodic = tf.logical_and(tf.constant(every > 0), tf.math.floormod(g, max(int(every), 1)) == 0)
+    warm = tf.logical_or(g < warmup_generator_iterations, periodic)
+    return tf.where(warm, tf.constant(warmup_n_critic, tf.int64), tf.constant(n_critic, tf.int64))
+
+
+def steps_for_generator_iterations(generator_iterations: int, **schedule) -> int:
+    """Keras steps (critic iterations) that complete ``generator_iterations`` generator updates: the
+    critic iterations they need, plus one step whose start runs the last generator update."""
+    return sum(critic_iterations(g, **schedule) for g in range(generator_iterations)) + 1
+
+
+# -- the Lipschitz constraint by clipping ----------------------------------------------------------
+
+def clip_variables(variables, clip_value: float) -> None:
+    """Assign ``clip(v, -c, c)`` to every variable (TF ops, no host round trip)."""
+    for v in variables:
+        v.assign(tf.clip_by_value(v, -clip_value, clip_value))
+
+
+class WeightClip(keras.callbacks.Callback):
+    """Clips every trainable critic variable (kernels, biases, BatchNorm gamma and beta) to
+    ``[-clip_value, clip_value]`` after every step, i.e. after every critic update (one step = one
+    critic iteration). Only ``trainable_variables``: BatchNorm's moving mean and variance are
+    statistics, not parameters, and clipping them (as a numpy loop over ``get_weights()`` does)
+    breaks the critic in inference mode. Equivalent to ``WGAN(clip_value=c)``, which clips inside
+    ``train_step`` right after the critic's update (faster: no extra dispatch)."""
+
+    def __init__(self, clip_value: float = 0.01):
+        super().__init__()
+        if not clip_value > 0:
+            raise ValueError(f"WeightClip clip_value must be > 0, got {clip_value}")
+        self.clip_value = float(clip_value)
+        self._clip = None
+
+    def on_train_begin(self, logs=None):
+        variables = self.model.discriminator.trainable_variables
+        self._clip = tf.function(lambda: clip_variables(variables, self.clip_value))
+        self._clip()  # the first critic update starts from a clipped critic too
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._clip()
+
+
+@keras.saving.register_keras_serializable(package="ganhelpers")
+class ClipConstraint(keras.constraints.Constraint):
+    """Keras-constraint form of weight clipping: ``kernel_constraint=ClipConstraint(0.01)`` (or
+    ``gamma_constraint``, ...). Keras 3 optimizers apply a variable's constraint right after each
+    update, so the clip happens after every critic update, before anything else reads the critic."""
+
+    def __init__(self, clip_value: float = 0.01):
+        self.clip_value = float(clip_value)
+
+    def __call__(self, w):
+        return keras.ops.clip(w, -self.clip_value, self.clip_value)
+
+    def get_config(self):
+        return {"clip_value": self.clip_value}
+
+
+def constrain_critic(critic: keras.Model, clip_value: float = 0.01) -> keras.Model:
+    """Attach a :class:`ClipConstraint` to every trainable variable of an already built critic and
+    clip the current values (a constraint only acts at updates)."""
+    for v in critic.trainable_variables:
+        v.constraint = ClipConstraint(clip_value)
+    clip_variables(critic.trainable_variables, clip_value)
+    return critic
+
+
+def clipped_fraction(critic: keras.Model, clip_value: float = 0.01, kernels_only: bool = True) -> float:
+    """Fraction of the critic's weights with ``|w| > clip_value`` (i.e. that clipping would move).
+    With N(0, s) initial weights it is ``2 (1 - Phi(c / s))``: 31.7 % for s = c = 0.01, 61.7 % for
+    s = 0.02: initialise with s <= c, or clipping turns most weights into +-c at step 0."""
+    vs = [v for v in critic.trainable_variables if not kernels_only or "kernel" in v.path]
+    total = sum(int(np.prod(v.shape)) for v in vs)
+    over = sum(int(np.sum(np.abs(v.numpy()) > clip_value)) for v in vs)
+    return over / max(total, 1)
+
+
+def without_biases(model: keras.Model) -> keras.Model:
+    """A copy of a functional model with every Conv/Dense bias removed (fresh weights from the same
+    initialisers). ``dcgan_discriminator(use_bias=False)`` keeps the first convolution's and the
+    head's bias; the bird experiment found the critic trained better without any."""
+    def clone(layer):
+        cfg = layer.get_config()
+        if "use_bias" in cfg:
+            cfg["use_bias"] = False
+        return layer.__class__.from_config(cfg)
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def set_batchnorm_gamma(model: keras.Model, value: float) -> None:
+    """Set every BatchNorm gamma to ``value``. DCGAN's gamma ~ N(1, 0.02) is clipped to ``c`` at
+    once, scaling each normalised map by ~c; a gamma already inside ``[-c, c]`` makes that explicit."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(tf.fill(layer.gamma.shape, float(value)))
+
+
+# -- the models ------------------------------------------------------------------------------------
+
+class WGAN(GAN):
+    """WGAN (Arjovsky et al. 2017, Algorithm 1) as one critic iteration per Keras step.
+
+    A step: (1) if the previous step completed ``n_critic`` critic iterations, the generator takes
+    a step on ``-mean(D(G(z)))``, ``generator_iteration`` advances and ``n_critic`` becomes
+    ``critic_iterations(generator_iteration)``; (2) the critic takes a step on
+    ``mean(D(fake)) - mean(D(real))`` with this batch and as many fakes; (3) with ``clip_value``
+    the critic's trainable variables are clipped to ``[-c, c]``. The critic is ``discriminator``
+    (also ``critic``), a network with a linear output.
+
+    ``schedule``: keyword arguments of :func:`critic_iterations` (default: the authors' 100/25/500/5).
+    """
+
+    metric_names = ("critic_loss", "wasserstein", "generator_loss")
+
+    def __init__(self, generator, critic, clip_value: float | None = 0.01, schedule: dict | None = None, **kwargs):
+        super().__init__(generator, critic, **kwargs)
+        self.clip_value = clip_value
+        self.schedule = {**SCHEDULE, **(schedule or {})}
+        self.generator_iteration = _counter("generator_iteration")
+        self.critic_iter = _counter("critic_iter")  # critic iterations done in this generator iteration
+        self.n_critic = tf.Variable(critic_iterations(0, **self.schedule), dtype=tf.int64, trainable=False,
+                                    name="n_critic")
+        # mean(D(fake)) - mean(D(real)) of the last critic iteration, and the values at the last
+        # generator update (read by WassersteinLog).
+        self.last_wasserstein = tf.Variable(0.0, trainable=False, name="last_wasserstein")
+        self.last_critic_loss = tf.Variable(0.0, trainable=False, name="last_critic_loss")
+        self.last_generator_loss = tf.Variable(0.0, trainable=False, name="last_generator_loss")
+
+    @property
+    def critic(self) -> keras.Model:
+        return self.discriminator
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Default optimizers: RMSProp(5e-5, rho 0.99, no momentum) for both, the authors' code
+        (PyTorch's RMSprop; its eps 1e-8 sits outside the square root, Keras's inside)."""
+        super().compile(d_optimizer or rmsprop(), g_optimizer or rmsprop(), loss=WASSERSTEIN, **kwargs)
+        self.build_optimizers()  # slot variables now: the generator's update runs inside tf.cond
+
+    def checkpoint_items(self) -> dict:
+        return dict(super().checkpoint_items(), generator_iteration=self.generator_iteration,
+                    critic_iter=self.critic_iter, n_critic=self.n_critic)
+
+    def fit(self, *args, **kwargs):
+        if self.clip_value:
+            clip_variables(self.critic.trainable_variables, self.clip_value)
+        return super().fit(*args, **kwargs)
+
+    # -- the step ---------------------------------------------------------------------------------
+    def critic_objective(self, real, fake):
+        """``(loss to minimise, mean(D(fake)) - mean(D(real)), extra values to report)``; WGAN-GP
+        adds its penalty to the first."""
+        loss = critic_loss(self.critic(real, training=True), self.critic(fake, training=True))
+        return loss, loss, {}
+
+    def generator_update(self, n):
+        with tf.GradientTape() as tape:
+            g_loss = generator_loss(self.critic(self.generator(self.sample_noise(n), training=True), training=True))
+        self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+        self.last_wasserstein.assign(-self.last_critic_loss)
+        self.last_generator_loss.assign(g_loss)
+        self.generator_iteration.assign_add(1)
+        self.critic_iter.assign(0)
+        self.n_critic.assign(critic_iterations_tf(self.generator_iteration, **self.schedule))
+        return g_loss, tf.constant(1.0)
+
+    def train_step(self, data):
+        real = real_images(data)
+        n = tf.shape(real)[0]
+
+        # 1. The generator update, once the critic has had its n_critic iterations.
+        g_loss, g_weight = tf.cond(self.critic_iter >= self.n_critic, lambda: self.generator_update(n),
+                                   lambda: (tf.constant(0.0), tf.constant(0.0)))
+
+        # 2. One critic iteration on this batch (G runs forward only).
+        fake = self.generator(self.sample_noise(n), training=True)
+        with tf.GradientTape() as tape:
+            c_loss, w_loss, extra = self.critic_objective(real, fake)
+        self._apply(self.d_optimizer, tape, c_loss, self.critic.trainable_variables)
+
+        # 3. Lipschitz constraint: every critic parameter back into [-c, c].
+        if self.clip_value:
+            clip_variables(self.critic.trainable_variables, self.clip_value)
+
+        self.critic_iter.assign_add(1)
+        self.last_critic_loss.assign(w_loss)
+        self.step.assign_add(1)
+        self.trackers["generator_loss"].update_state(g_loss, sample_weight=g_weight)
+        return self._report(critic_loss=c_loss, wasserstein=-w_loss, **extra)
+
+
+def gradient_penalty(critic, real, fake, epsilon):
+    """``mean((||grad_x D(x_hat)||_2 - 1)^2)`` on ``x_hat = eps real + (1 - eps) fake`` with ``eps``
+    of shape (N, 1, 1, 1) uniform in [0, 1] (Gulrajani et al. 2017, Algorithm 1, line 7). float32."""
+    real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
+    x_hat = epsilon * real + (1.0 - epsilon) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = tf.cast(critic(x_hat, training=True), tf.float32)
+    grads = tape.gradient(scores, x_hat)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads))) + 1e-12)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+class WGANGP(WGAN):
+    """WGAN-GP (Gulrajani et al. 2017, Algorithm 1): no clipping; the critic's loss gets
+    ``gp_weight * gradient_penalty`` (lambda = 10); ``n_critic = 5`` throughout; Adam(1e-4,
+    beta_1 = 0, beta_2 = 0.9). The critic must not use BatchNorm: the penalty is per sample, and
+    BatchNorm makes each score depend on the whole batch (section 4)."""
+
+    metric_names = ("critic_loss", "wasserstein", "generator_loss", "gradient_penalty")
+
+    def __init__(self, generator, critic, gp_weight: float = 10.0, n_critic: int = 5, **kwargs):
+        if any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers):
+            raise ValueError("WGAN-GP's critic must not use BatchNorm (Gulrajani et al. 2017, section 4): "
+                             "build it with dcgan_discriminator(..., batchnorm=False)")
+        schedule = kwargs.pop("schedule", None) or dict(warmup_generator_iterations=0, warmup_n_critic=n_critic,
+                                                         every=0, n_critic=n_critic)
+        super().__init__(generator, critic, clip_value=None, schedule=schedule, **kwargs)
+        self.gp_weight = gp_weight
+
+    def compile(self, d_optimizer=None, g_optimizer=None, beta_1: float = 0.0, **kwargs):
+        adam = lambda: keras.optimizers.Adam(1e-4, beta_1=beta_1, beta_2=0.9)  # noqa: E731
+        super().compile(d_optimizer or adam(), g_optimizer or adam(), **kwargs)
+
+    def critic_objective(self, real, fake):
+        loss, _, _ = super().critic_objective(real, fake)
+        eps = self.rng.uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]))
+        gp = gradient_penalty(self.critic, real, fake, eps)
+        return loss + self.gp_weight * gp, loss, {"gradient_penalty": gp}
+
+
+def rmsprop(learning_rate: float = 5e-5, rho: float = 0.99) -> keras.optimizers.Optimizer:
+    """The authors' optimizer: RMSProp, lr 5e-5, rho (PyTorch's alpha) 0.99, no momentum."""
+    return keras.optimizers.RMSprop(learning_rate, rho=rho, momentum=0.0, epsilon=1e-8)
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+class WassersteinLog(keras.callbacks.Callback):
+    """Per generator iteration: the Wasserstein estimate (negative critic loss of the last critic
+    iteration before the generator update; the authors plot it median-filtered), the critic and
+    generator losses and the ``n_critic`` in force, to TensorBoard (``logs/wgan``, step = generator
+    iteration) and to ``samples/wasserstein.csv`` (appended across resumes); every
+    ``histogram_every`` generator iterations, histograms of the critic's weights (clipping shows as
+    mass piled at +-c)."""
+
+    FIELDS = ("generator_iteration", "wasserstein", "critic_loss", "generator_loss", "n_critic")
+
+    def __init__(self, run: Run, histogram_every: int = 100):
+        super().__init__()
+        self.run, self.histogram_every = run, histogram_every
+        self.csv_path = run.samples / "wasserstein.csv"
+        self.writer, self._rows, self._seen = None, [], 0
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(str(self.run.logs / "wgan"))
+        self._seen = int(self.model.generator_iteration.numpy())
+        if self._seen == 0:
+            self.histograms(0)
+
+    def histograms(self, g: int) -> None:
+        with self.writer.as_default():
+            for v in self.model.critic.trainable_variables:
+                tf.summary.histogram(f"critic/{v.path}", v, step=g)
+
+    def on_train_batch_end(self, batch, logs=None):
+        m = self.model
+        g = int(m.generator_iteration.numpy())
+        if g == self._seen:
+            return
+        self._seen = g
+        w = float(m.last_wasserstein.numpy())
+        row = dict(generator_iteration=g, wasserstein=w, critic_loss=-w,
+                   generator_loss=float(m.last_generator_loss.numpy()),
+                   n_critic=critic_iterations(g - 1, **m.schedule))
+        self._rows.append(row)
+        with self.writer.as_default():
+            for key in self.FIELDS[1:]:
+                tf.summary.scalar(f"wgan/{key}", row[key], step=g)
+        if self.histogram_every and g % self.histogram_every == 0:
+            self.histograms(g)
+
+    def flush(self):
+        if self._rows:
+            new = not self.csv_path.exists()
+            with open(self.csv_path, "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerows(self._rows)
+            self._rows = []
+        if self.writer is not None:
+            self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.flush()
+
+    def on_train_end(self, logs=None):
+        self.flush()
+
+
+class StopAtGeneratorIteration(keras.callbacks.Callback):
+    """Stops ``fit`` right after the step that ran generator update ``generator_iterations``."""
+
+    def __init__(self, generator_iterations: int):
+        super().__init__()
+        self.generator_iterations = int(generator_iterations)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.generator_iteration.numpy()) >= self.generator_iterations:
+            self.model.stop_training = True
+
+
+def read_wasserstein_csv(path) -> dict[str, np.ndarray]:
+    """The columns of ``wasserstein.csv`` ordered by generator iteration. Rows a killed run wrote
+    after its last checkpoint are written again on resume; the newest row of each iteration wins."""
+    with open(path, newline="") as f:
+        rows = {int(r["generator_iteration"]): r for r in csv.DictReader(f)}
+    ordered = [rows[g] for g in sorted(rows)]
+    return {k: np.array([float(r[k]) for r in ordered]) for k in WassersteinLog.FIELDS}
+
+
+def median_filter(values, width: int = 101) -> np.ndarray:
+    """Running median over an odd window (shrunk at the ends), as the authors smooth their curves."""
+    values = np.asarray(values, dtype=np.float64)
+    h = max(int(width), 1) // 2
+    return np.array([np.median(values[max(0, i - h): i + h + 1]) for i in range(len(values))])
+
+
+# -- configs and builders --------------------------------------------------------------------------
+
+WGAN_PRESETS: dict[str, dict] = {
+    # The bird WGAN: notebook 01's networks (Dense 4x4x512 projection, 5x5 kernels, BatchNorm momentum
+    # 0.5) at 64x64x3 on the bounding-box crops of CUB-200-2011, batch 64, weights N(0, 0.01), clip 0.01,
+    # RMSProp 5e-5 for critic and generator, the authors' 100/25/500/5 critic schedule, ~20k generator
+    # iterations; a critic without any bias (as in the authors' code, and the experiment's finding).
+    # WGAN-GP beside it: same data and generator, critic without BatchNorm, lambda 10,
+    # Adam(1e-4, 0.0, 0.9), n_critic 5 (Gulrajani et al. 2017, Algorithm 1).
+    "full": {
+        "experiment": "wgan_birds",
+        "seed": 0,
+        "data": {"name": "cub200", "image_size": 64, "channels": 3, "batch_size": 64, "crop": "bbox"},
+        "generator": {"latent_dim": 100, "base_filters": 64, "kernel_size": 5, "projection": "dense",
+                      "activation_name": "relu", "bn_momentum": 0.5, "init_stddev": 0.01},
+        "critic": {"base_filters": 64, "kernel_size": 5, "head": "dense", "bn_momentum": 0.5,
+                   "init_stddev": 0.01, "use_bias": False},
+        "clip": {"clip_value": 0.01, "learning_rate": 5e-5, "rho": 0.99, "schedule": dict(SCHEDULE),
+                 "batchnorm_gamma": None},
+        "gp": {"gp_weight": 10.0, "learning_rate": 1e-4, "beta_1": 0.0, "beta_2": 0.9, "n_critic": 5,
+               "init_stddev": 0.02},
+        "training": {"generator_iterations": 20000, "snapshot_every": 500, "checkpoint_every_steps": 2000,
+                     "keep_checkpoints": 3, "histogram_every": 100},
+    },
+}
+# A few generator iterations on the offline digits (notebook smoke preset and tests).
+WGAN_PRESETS["smoke"] = copy.deepcopy(WGAN_PRESETS["full"])
+WGAN_PRESETS["smoke"].update(experiment="wgan_smoke",
+                             data={"name": "digits", "image_size": 32, "channels": 1, "batch_size": 32})
+WGAN_PRESETS["smoke"]["generator"].update(base_filters=8, kernel_size=4)
+WGAN_PRESETS["smoke"]["critic"].update(base_filters=8, kernel_size=4)
+WGAN_PRESETS["smoke"]["clip"]["schedule"] = dict(warmup_generator_iterations=2, warmup_n_critic=3, every=4, n_critic=2)
+WGAN_PRESETS["smoke"]["gp"]["n_critic"] = 2
+WGAN_PRESETS["smoke"]["training"].update(generator_iterations=6, snapshot_every=4, checkpoint_every_steps=8,
+                                         histogram_every=2)
+
+
+def wgan_config(preset: str = "smoke", **overrides) -> dict:
+    """A deep copy of a WGAN preset (``full``, ``smoke``); keyword arguments replace top-level
+    values or update sections (``wgan_config("smoke", training={"generator_iterations": 20})``)."""
+    if preset not in WGAN_PRESETS:
+        raise ValueError(f"unknown WGAN preset {preset!r}; choose one of {sorted(WGAN_PRESETS)}")
+    config = copy.deepcopy(WGAN_PRESETS[preset])
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def build_wgan(config: dict, variant: str = "clip") -> WGAN:
+    """``variant="clip"``: WGAN with weight clipping; ``"gp"``: WGAN-GP. Both share the generator
+    architecture (and, with the same seed, its initial weights); compiled."""
+    data, g, c = config["data"], dict(config["generator"]), dict(config["critic"])
+    size, channels = data["image_size"], data["channels"]
+    use_bias = c.pop("use_bias", True)
+    generator = dcgan_generator(size, channels, **g)
+    seed = config.get("seed", 0)
+    if variant == "clip":
+        w = config["clip"]
+        critic = dcgan_discriminator(size, channels, use_bias=use_bias, name="critic", **c)
+        critic = critic if use_bias else without_biases(critic)
+        if w.get("batchnorm_gamma") is not None:
+            set_batchnorm_gamma(critic, w["batchnorm_gamma"])
+        model = WGAN(generator, critic, clip_value=w["clip_value"], schedule=w["schedule"], seed=seed)
+        model.compile(rmsprop(w["learning_rate"], w["rho"]), rmsprop(w["learning_rate"], w["rho"]))
+    elif variant == "gp":
+        w = config["gp"]
+        c.update(batchnorm=False, init_stddev=w.get("init_stddev", c.get("init_stddev")))
+        critic = dcgan_discriminator(size, channels, use_bias=use_bias, name="critic", **c)
+        critic = critic if use_bias else without_biases(critic)
+        model = WGANGP(generator, critic, gp_weight=w["gp_weight"], n_critic=w["n_critic"], seed=seed)
+        adam = lambda: keras.optimizers.Adam(w["learning_rate"], beta_1=w["beta_1"], beta_2=w["beta_2"])  # noqa: E731
+        model.compile(adam(), adam())
+    else:
+        raise ValueError(f"variant must be 'clip' (weight clipping) or 'gp' (gradient penalty), got {variant!r}")
+    return model
+
+
+def train_wgan(config: dict, variant: str = "clip", run: Run | None = None, images=None, root=None,
+               run_name: str = "default", generator_iterations: int | None = None, verbose="auto",
+               extra_callbacks=(), tensorboard: bool = True):
+    """Seed, load data, build and fit a WGAN (``variant`` ``clip`` or ``gp``) into the run folder
+    ``<root>/<experiment>_<variant>/<run_name>``, until ``generator_iterations`` generator updates
+    (default: the config's). Resumes from the run's checkpoint. Returns ``(model, run, history)``."""
+    from . import callbacks as cb
+    from . import data as data_lib
+    from .experiment import open_run, seed_everything
+
+    t = config["training"]
+    run = run or open_run(f"{config['experiment']}_{variant}", run_name, dict(config, variant=variant), root=root)
+    seed_everything(config.get("seed", 0))
+    if images is None:
+        images = data_lib.load(config["data"])["images"]
+    model = build_wgan(config, variant)
+    n = generator_iterations if generator_iterations is not None else t["generator_iterations"]
+    callbacks = cb.standard_callbacks(run, snapshot_every=t["snapshot_every"],
+                                      checkpoint_every_steps=t["checkpoint_every_steps"], checkpoint_every_epochs=1,
+                                      keep=t["keep_checkpoints"], tensorboard=tensorboard)
+    callbacks.insert(1, WassersteinLog(run, histogram_every=t["histogram_every"]))
+    callbacks += [StopAtGeneratorIteration(n), *extra_callbacks]
+    # Restore first, to know how many critic iterations remain; fit's own restore then finds the same.
+    callbacks[0].restore_before_fit(model)
+    remaining = steps_for_generator_iterations(n, **model.schedule) - int(model.step.numpy())
+    if int(model.generator_iteration.numpy()) >= n or remaining <= 0:
+        log.info("run %s already has %d generator iterations (asked for %d)", run.dir,
+                 int(model.generator_iteration.numpy()), n)
+        return model, run, None
+    # Epochs of at most one pass over the data; StopAtGeneratorIteration ends right after update n.
+    per_epoch = min(len(images) // config["data"]["batch_size"], remaining)
+    first = int(model.epoch.numpy())
+    dataset = data_lib.make_dataset(images, config["data"]["batch_size"], seed=config.get("seed", 0), repeat=True)
+    history = model.fit(dataset, epochs=first + math.ceil(remaining / per_epoch), initial_epoch=first,
+                        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+    return model, run, history

@@ -1,0 +1,208 @@
+"""Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment and notebook 03."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ganhelpers import sgan
+
+RNG = np.random.default_rng(0)
+
+
+# -- the logit trick ------------------------------------------------------------------------------
+
+def test_fake_class_logit_is_zero_and_d_matches_z_over_z_plus_one():
+    logits = RNG.normal(0, 3, (64, 10)).astype(np.float32)
+    logits[0] = 40.0   # Z = 10 e^40: a naive float32 exp(l).sum() would overflow; ours must not
+    logits[1] = -40.0  # Z tiny: D(x) ~ 10 e^-40
+    full = sgan.k_plus_one_logits(logits).numpy()
+    assert full.shape == (64, 11)
+    np.testing.assert_array_equal(full[:, 10], 0.0)
+    np.testing.assert_array_equal(full[:, :10], logits)
+
+    z = np.exp(logits.astype(np.float64)).sum(axis=1)
+    expected = z / (z + 1.0)
+    d = sgan.real_probability(logits).numpy()
+    assert np.all(np.isfinite(d))
+    np.testing.assert_allclose(d, expected, rtol=1e-5, atol=0)
+    # ... and D(x) is 1 - the fake class's probability in the K+1 softmax.
+    p_fake = tf.nn.softmax(full).numpy()[:, 10]
+    np.testing.assert_allclose(d, 1.0 - p_fake, rtol=1e-5, atol=1e-7)
+
+
+def test_unsupervised_loss_is_the_gan_loss_on_z_over_z_plus_one():
+    real, fake = RNG.normal(0, 2, (32, 10)), RNG.normal(-1, 2, (32, 10))
+    d = lambda lg: np.exp(lg).sum(1) / (np.exp(lg).sum(1) + 1.0)
+    expected = -np.mean(np.log(d(real))) - np.mean(np.log(1.0 - d(fake)))
+    got = sgan.unsupervised_loss_k_plus_one(real.astype(np.float32), fake.astype(np.float32)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_discriminator_d_of_x_from_its_own_logits():
+    disc = sgan.build_discriminator((8, 8, 1), 10, units=(16, 8))
+    x = RNG.uniform(-1, 1, (5, 8, 8, 1)).astype(np.float32)
+    out = disc(x, training=False)
+    assert set(out) == {"class_logits", "features"}
+    assert out["class_logits"].shape == (5, 10) and out["features"].shape == (5, 8)
+    model = sgan.SGAN(sgan.mlp_generator(4, (8, 8, 1), (8,)), disc)
+    lg = out["class_logits"].numpy().astype(np.float64)
+    z = np.exp(lg).sum(1)
+    np.testing.assert_allclose(tf.sigmoid(model.real_logit(out)).numpy(), z / (z + 1), rtol=1e-5)
+
+
+def test_two_head_needs_a_real_logit_output():
+    disc = sgan.build_discriminator((8, 8, 1), 10, units=(8,))
+    with pytest.raises(ValueError, match="real_logit"):
+        sgan.SGAN(sgan.mlp_generator(4, (8, 8, 1), (8,)), disc, formulation="two_head")
+
+
+# -- labelled subsets -----------------------------------------------------------------------------
+
+def test_labelled_subset_is_balanced_seeded_and_disjoint():
+    y = np.repeat(np.arange(10), 30)[RNG.permutation(300)]
+    lab, unl = sgan.select_labelled(y, per_class=5, seed=3)
+    assert np.bincount(y[lab], minlength=10).tolist() == [5] * 10
+    assert len(np.intersect1d(lab, unl)) == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([lab, unl])), np.arange(300))
+    again, _ = sgan.select_labelled(y, per_class=5, seed=3)
+    other, _ = sgan.select_labelled(y, per_class=5, seed=4)
+    np.testing.assert_array_equal(lab, again)
+    assert not np.array_equal(lab, other)
+    # Salimans et al.'s code keeps the labelled images in the unlabelled set too.
+    lab2, unl2 = sgan.select_labelled(y, per_class=5, seed=3, disjoint=False)
+    np.testing.assert_array_equal(lab2, lab)
+    np.testing.assert_array_equal(unl2, np.arange(300))
+
+
+def test_half_of_the_training_set_and_all_labels():
+    y = np.repeat(np.arange(4), [10, 20, 30, 40])
+    lab, unl = sgan.select_labelled(y, fraction=0.5, seed=0)
+    assert np.bincount(y[lab]).tolist() == [5, 10, 15, 20]
+    assert len(np.intersect1d(lab, unl)) == 0 and len(lab) + len(unl) == 100
+    everything, unl_all = sgan.select_labelled(y, per_class=None)
+    np.testing.assert_array_equal(everything, np.arange(100))
+    np.testing.assert_array_equal(unl_all, np.arange(100))
+    with pytest.raises(ValueError, match="only 10 images"):
+        sgan.select_labelled(y, per_class=11)
+
+
+def test_digits_split_is_fixed_and_stratified():
+    a, b = sgan.digits_split(8, 500), sgan.digits_split(8, 500)
+    assert a["x_train"].shape == (1297, 8, 8, 1) and a["x_test"].shape == (500, 8, 8, 1)
+    np.testing.assert_array_equal(a["y_test"], b["y_test"])
+    # Stratified: every class holds its share of the 500 test images, to within one image.
+    share = np.bincount(np.concatenate([a["y_train"], a["y_test"]])) * 500 / 1797
+    assert np.all(np.abs(np.bincount(a["y_test"]) - share) <= 1)
+
+
+def test_dataset_yields_unlabelled_and_labelled_batches():
+    x = RNG.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    ds = sgan.sgan_dataset(x[:30], x[30:], np.arange(10), batch_size=8, labelled_batch_size=16)
+    x_unl, (x_lab, y_lab) = next(iter(ds))
+    assert x_unl.shape == (8, 8, 8, 1) and x_lab.shape == (16, 8, 8, 1) and y_lab.shape == (16,)
+    assert -1.0 <= float(tf.reduce_min(x_lab)) and float(tf.reduce_max(x_lab)) <= 1.0
+    assert len(list(ds)) == 30 // 8  # the unlabelled images set the epoch
+
+
+@pytest.mark.parametrize("formulation,generator_loss", [("two_head", "standard"), ("k_plus_one", "standard")])
+def test_other_formulations_train(formulation, generator_loss, model_data):
+    config = sgan.sgan_config("smoke", sgan={"formulation": formulation, "generator_loss": generator_loss},
+                              training={**sgan.sgan_config("smoke")["training"], "epochs": 1})
+    data = sgan.digits_split(8, 500)
+    r = sgan.run_experiment(config, data=data, root=model_data, steps_per_epoch=5, tensorboard=False)
+    assert r["formulation"] == formulation and r["num_labels"] == 50
+    assert int(r["model"].step.numpy()) == 5
+    assert 0.0 <= r["sgan_test_accuracy"] <= 1.0
+
+
+def test_full_preset_trains_on_an_mnist_npz(tmp_path, model_data):
+    """The MNIST preset's networks and loader on a small mnist.npz in the real format (file:// URL)."""
+    from ganhelpers.data import file_hash
+
+    digits = sgan.digits_split(28, 500)
+    arrays = {"x_train": digits["x_train"][:300, ..., 0], "y_train": digits["y_train"][:300].astype(np.uint8),
+              "x_test": digits["x_test"][:100, ..., 0], "y_test": digits["y_test"][:100].astype(np.uint8)}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    config = sgan.sgan_config("full")
+    config["data"].update(url=(tmp_path / "mnist.npz").as_uri(), md5=file_hash(tmp_path / "mnist.npz"))
+    config["labels"]["per_class"] = 2
+    config["training"]["epochs"] = config["baseline"]["epochs"] = 1
+    data = sgan.load_data(config, data_dir=tmp_path / "data")
+    assert data["x_train"].shape == (300, 28, 28, 1) and data["x_test"].shape == (100, 28, 28, 1)
+    r = sgan.run_experiment(config, data=data, root=model_data, steps_per_epoch=2, tensorboard=False)
+    assert r["num_labels"] == 20 and r["dataset"] == "mnist" and int(r["model"].step.numpy()) == 2
+    assert r["model"].discriminator.output["features"].shape[-1] == 250  # Salimans et al.'s last hidden layer
+
+
+def test_rerunning_a_run_resumes_it(model_data):
+    data = sgan.digits_split(8, 500)
+    config = sgan.sgan_config("smoke")
+    config["training"]["epochs"] = 2
+    first = sgan.run_experiment(config, data=data, root=model_data, steps_per_epoch=3, tensorboard=False)
+    assert int(first["model"].step.numpy()) == 6 and len(first["test_accuracy_per_epoch"]) == 2
+    config["training"]["epochs"] = 3
+    second = sgan.run_experiment(config, data=data, root=model_data, steps_per_epoch=3, tensorboard=False)
+    assert int(second["model"].step.numpy()) == 9  # restored at step 6, then one more epoch
+    assert second["test_accuracy_per_epoch"][:2] == first["test_accuracy_per_epoch"]
+    assert len(second["test_accuracy_per_epoch"]) == 3
+
+
+# -- the offline experiment -----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_digits_sgan_beats_its_baseline_over_three_seeds(model_data):
+    """5 labels per class on the digits: the SGAN's classifier must beat the same body trained on
+    the same 50 labels alone, averaged over seeds 0, 1, 2."""
+    config = sgan.sgan_config("digits")
+    summary = sgan.run_seeds(config, seeds=(0, 1, 2), root=model_data, run_name="seeds", tensorboard=False)
+    saved = json.loads((model_data / "sgan_digits" / "seeds" / "results.json").read_text())
+    assert saved["num_labels"] == 50 and saved["seeds"] == [0, 1, 2]
+    assert saved["sgan_test_accuracy_mean"] == pytest.approx(np.mean(saved["sgan_test_accuracy"]))
+    per_seed = json.loads((model_data / "sgan_digits" / "seeds_seed1" / "results.json").read_text())
+    assert per_seed["seed"] == 1 and per_seed["num_labels"] == 50
+    assert len(per_seed["test_accuracy_per_epoch"]) == config["training"]["epochs"]
+    print(f"\nSGAN {summary['sgan_test_accuracy']} mean {summary['sgan_test_accuracy_mean']:.4f}; "
+          f"baseline {summary['baseline_test_accuracy']} mean {summary['baseline_test_accuracy_mean']:.4f}")
+    assert summary["sgan_test_accuracy_mean"] > summary["baseline_test_accuracy_mean"]
+
+
+# -- the notebook ---------------------------------------------------------------------------------
+
+@pytest.mark.notebook
+def test_notebook_runs_in_smoke(tmp_path):
+    from notebooks import run_notebook
+
+    run_notebook("03_sgan_mnist.ipynb", tmp_path)
+    run_dir = tmp_path / "model_data" / "sgan_smoke" / "default"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["num_labels"] == 50 and results["seed"] == 0 and results["dataset"] == "digits"
+    for key in ("sgan_test_accuracy", "baseline_test_accuracy"):
+        assert 0.0 <= results[key] <= 1.0
+    assert len(results["test_accuracy_per_epoch"]) == sgan.sgan_config("smoke")["training"]["epochs"]
+    epochs = sgan.sgan_config("smoke")["training"]["epochs"]
+    np.testing.assert_allclose(tensorboard_scalars(run_dir / "logs" / "test", "test_accuracy"),
+                               results["test_accuracy_per_epoch"], rtol=1e-6)
+    steps = epochs * (1247 // 100)
+    for loss in ("d_loss_sup", "d_loss_unsup", "g_loss"):  # every 10 steps
+        assert len(tensorboard_scalars(run_dir / "logs" / "train", f"batch_{loss}")) == steps // 10
+    assert (run_dir / "samples" / "confusion_matrix.png").exists()
+    assert (run_dir / "samples" / "accuracy_vs_labels.png").exists()
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    assert [row["num_labels"] for row in sweep] == [20, 50]
+
+
+def tensorboard_scalars(log_dir, tag):
+    """Values of one scalar tag in every event file under ``log_dir``, in step order."""
+    from tensorflow.core.util import event_pb2
+
+    values = []
+    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for v in event.summary.value:
+                if v.tag == tag:
+                    values.append((event.step, float(tf.make_ndarray(v.tensor)) if v.HasField("tensor")
+                                   else v.simple_value))
+    return [v for _, v in sorted(values)]

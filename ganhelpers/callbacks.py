@@ -303,8 +303,14 @@ def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """``keras.callbacks.TensorBoard`` whose batch step continues from the model's restored
-    ``step`` after a resume (the stock callback restarts at 0 on every ``fit``)."""
+    """``keras.callbacks.TensorBoard`` with two fixes for GAN runs:
+
+    * the batch step continues from the model's restored ``step`` after a resume (the stock
+      callback restarts at 0 on every ``fit``);
+    * epoch scalars are always written (Keras 3 writes them inside the last batch's
+      ``record_if(step % update_freq == 0)`` context, so with an integer ``update_freq`` most
+      epochs were silently dropped).
+    """
 
     def __init__(self, run_or_dir, update_freq=10, **kwargs):
         super().__init__(log_dir=str(_as_dir(run_or_dir, "logs")), update_freq=update_freq, **kwargs)
@@ -312,6 +318,10 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._global_train_batch = int(self.model.step.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
 
 
 def standard_callbacks(run, snapshot_every: int = 50, checkpoint_every_steps: int | None = None,

@@ -158,3 +158,30 @@ def test_grid_and_gif_helpers(tmp_path):
     gif = images.assemble_gif(frames, tmp_path / "a.gif", fps=4)
     assert images.gif_frame_count(gif) == 4
     assert math.isclose(len(images.read_png(frames[0]).shape), 2)
+
+
+def _scalar_tags(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = {}
+    for folder in sorted({p.parent for p in logdir.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            out.setdefault(tag, []).extend(int(e.step) for e in acc.Tensors(tag))
+    return out
+
+
+def test_tensorboard_logs_every_epoch_and_continues_steps_after_resume(model_data, digits32):
+    run = open_run("tb", "a", root=model_data)
+    ds = data.make_dataset(digits32, 64)  # 4 steps an epoch: no epoch ends on a multiple of update_freq=3
+    model = _model()
+    model.fit(ds, epochs=2, verbose=0, shuffle=False,
+              callbacks=[callbacks.Checkpoint(run), callbacks.TensorBoard(run, update_freq=3)])
+    again = _model()
+    again.fit(ds, epochs=3, verbose=0, shuffle=False,
+              callbacks=[callbacks.Checkpoint(run), callbacks.TensorBoard(run, update_freq=3)])
+    tags = _scalar_tags(run.logs)
+    for name in ("d_loss_real", "d_loss_fake", "g_loss"):
+        assert sorted(tags[f"epoch_{name}"]) == [0, 1, 2]
+    assert sorted(tags["batch_g_loss"]) == [3, 6, 9, 12]  # steps 9 and 12 come after the resume at step 8

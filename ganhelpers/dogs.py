@@ -1,0 +1,458 @@
+"""Stanford Dogs and the dog experiment's DCGAN variants, ranked by FID over one training path.
+
+* :func:`stanford_dogs` downloads ``images.tar`` and ``annotation.tar`` (sha256 and size checked),
+  extracts them and returns 64x64 uint8 dogs, optionally cropped to each dog's bounding box from the
+  annotation XML: the remedy the experiment named for dogs that are small or off-centre in the frame.
+* :func:`variant_config` gives each variant as a config of the same shape as
+  :mod:`ganhelpers.configs` (data / generator / discriminator / training, plus ``fid``); every
+  variant trains through :func:`ganhelpers.training.train_dcgan` with a
+  :class:`ganhelpers.fid.FIDMonitor`, so the variants differ only in their config.
+* :func:`run_comparison` trains the selected variants with the same seed, data and budget (epochs,
+  i.e. real images seen) and :func:`comparison_table` ranks their ``results.json`` by FID.
+
+Run folders: ``<model_data>/dog_dcgan_variants/<comparison>-<variant>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from . import data as data_lib
+from . import losses as losses_lib
+from .experiment import DEFAULT_ROOT, atomic_write, load_results, open_run
+
+log = logging.getLogger(__name__)
+
+# -- Stanford Dogs ------------------------------------------------------------------------------
+
+# Khosla et al. 2011, "Novel Dataset for Fine-Grained Image Categorization": 20,580 ImageNet images
+# of 120 breeds, each with PASCAL VOC-style XML boxes. Sizes and sha256 as listed in TensorFlow
+# Datasets' url_checksums/stanford_dogs.txt (the site publishes no hash of its own).
+DOGS_URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
+DOGS_ARCHIVES = {
+    "images.tar": (793_579_520, "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58"),
+    "annotation.tar": (21_852_160, "662ed36f707be6b195c2fda392d8e153e83af28cedc8e2134a649f198def30fd"),
+}
+
+
+def fetch_verified(url: str, data_dir, fname: str, size: int | None = None, sha256: str | None = None) -> Path:
+    """``data.fetch`` with a sha256 and a byte size instead of an md5: a cached file that fails either
+    check is fetched again; a fresh download that fails raises ``OSError`` and is deleted."""
+    import keras
+
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    target = data_dir / fname
+
+    def problem(path: Path) -> str | None:
+        if size is not None and path.stat().st_size != size:
+            return f"has {path.stat().st_size} bytes, expected {size}"
+        if sha256 and data_lib.file_hash(path, "sha256") != sha256:
+            return f"does not match sha256 {sha256}"
+        return None
+
+    if target.exists() and (why := problem(target)):
+        log.warning("%s %s; downloading it again", target, why)
+        target.unlink()
+    try:
+        path = Path(keras.utils.get_file(fname=fname, origin=url, file_hash=sha256, hash_algorithm="sha256",
+                                         cache_dir=str(data_dir), cache_subdir=""))
+    except ValueError as err:  # Keras's "Incomplete or corrupted file detected"
+        target.unlink(missing_ok=True)
+        raise OSError(f"{url} downloaded to {target} does not match sha256 {sha256}: the download is corrupt "
+                      "or the file changed upstream; retry, or pass sha256=None to skip the check") from err
+    if why := problem(path):
+        path.unlink()
+        raise OSError(f"{url} downloaded to {path} {why}: the download is corrupt; retry")
+    return path
+
+
+def parse_annotation(path) -> dict:
+    """One Stanford Dogs annotation (PASCAL VOC XML, a file without extension) ->
+    ``{"width", "height", "names": [...], "boxes": float (K, 4) as xmin, ymin, xmax, ymax}``."""
+    try:
+        root = ET.parse(path).getroot()
+        size = root.find("size")
+        width, height = (int(float(size.findtext(k))) for k in ("width", "height"))
+        names, boxes = [], []
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
+            names.append(obj.findtext("name", ""))
+    except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a Stanford Dogs annotation (<annotation><size><width>, <height> and "
+                         f"<object><bndbox><xmin>...): {type(err).__name__}: {err}") from err
+    if not boxes:
+        raise ValueError(f"{path} has no <object><bndbox>: nothing to crop to")
+    return {"width": width, "height": height, "names": names, "boxes": np.array(boxes, dtype=np.float64)}
+
+
+def dog_box(annotation: dict, mode: str = "largest") -> tuple[float, float, float, float]:
+    """The crop box (x, y, width, height) of an annotation with one or more dogs.
+
+    ``"largest"`` (default) keeps the biggest dog: with two dogs far apart their union is mostly
+    background, the very thing the crop is meant to remove. ``"union"`` keeps every dog in frame.
+    Boxes are clamped to the image.
+    """
+    b = annotation["boxes"]
+    if mode == "largest":
+        xmin, ymin, xmax, ymax = b[np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))]
+    elif mode == "union":
+        xmin, ymin = b[:, 0].min(), b[:, 1].min()
+        xmax, ymax = b[:, 2].max(), b[:, 3].max()
+    else:
+        raise ValueError(f"box mode must be 'largest' or 'union', got {mode!r}")
+    xmin, xmax = np.clip([xmin, xmax], 0, annotation["width"])
+    ymin, ymax = np.clip([ymin, ymax], 0, annotation["height"])
+    return float(xmin), float(ymin), float(xmax - xmin), float(ymax - ymin)
+
+
+def stanford_dogs_files(root, box: str = "largest") -> tuple[list[Path], list, np.ndarray, list[str]]:
+    """Image paths under ``root/Images/<wnid>-<breed>/``, their crop boxes from
+    ``root/Annotation/<wnid>-<breed>/<stem>`` (None where an annotation is missing), breed labels
+    from 0 and the sorted breed folder names."""
+    root = Path(root)
+    images = root / "Images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"Images/ not found under DATA_DIR={root}; download with "
+                                "ganhelpers.dogs.stanford_dogs(data_dir, download=True)")
+    breeds = sorted(p.name for p in images.iterdir() if p.is_dir())
+    paths, boxes, labels = [], [], []
+    for label, breed in enumerate(breeds):
+        for path in sorted(p for p in (images / breed).iterdir() if p.suffix.lower() in data_lib.IMAGE_EXTENSIONS):
+            ann = root / "Annotation" / breed / path.stem
+            paths.append(path)
+            boxes.append(dog_box(parse_annotation(ann), box) if ann.is_file() else None)
+            labels.append(label)
+    if not paths:
+        raise ValueError(f"no images under {images}/<breed>/: is the archive extracted completely?")
+    return paths, boxes, np.array(labels, dtype=np.int64), breeds
+
+
+def stanford_dogs(data_dir=None, image_size: int = 64, crop: str = "bbox", box: str = "largest",
+                  download: bool = False, url: str = DOGS_URL, archives: dict | None = None,
+                  cache: bool = True) -> dict:
+    """Stanford Dogs as ``{"images": uint8 (N, S, S, 3), "labels": (N,), "breeds": [120 folder names]}``.
+
+    ``crop="bbox"`` crops each image to the square around its dog (``box`` picks the largest dog or
+    the union of all, see :func:`dog_box`; images without an annotation fall back to the centre
+    square, with a warning); ``"center"`` takes the centre square of the whole frame. With
+    ``download=True`` the two archives (757 MB + 21 MB) are fetched from ``url``, checked against
+    ``archives`` ({file name: (bytes, sha256)}, default :data:`DOGS_ARCHIVES`) and extracted into
+    ``data_dir``. Decoded arrays are cached as ``.npz`` in ``data_dir``.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else data_lib.DEFAULT_DATA_DIR / "stanford_dogs"
+    if crop not in ("bbox", "center"):
+        raise ValueError(f"crop must be 'bbox' or 'center', got {crop!r}")
+    archives = DOGS_ARCHIVES if archives is None else archives
+    if download:
+        for fname, (size, sha256) in archives.items():
+            marker = data_dir / f".{fname}.extracted"
+            if not marker.exists():
+                archive = fetch_verified(url.rstrip("/") + "/" + fname, data_dir, fname, size, sha256)
+                data_lib.extract(archive, data_dir)
+                marker.touch()
+    paths, boxes, labels, breeds = stanford_dogs_files(data_dir, box)
+    if crop == "bbox":
+        missing = sum(b is None for b in boxes)
+        if missing == len(boxes):
+            raise FileNotFoundError(f"no annotation under {data_dir / 'Annotation'}: download annotation.tar "
+                                    "(stanford_dogs(..., download=True)) or use crop='center'")
+        if missing:
+            log.warning("%d of %d images have no annotation; they are centre-cropped", missing, len(boxes))
+    tag = f"bbox-{box}" if crop == "bbox" else crop
+    cache_path = data_dir / f"stanford_dogs_{image_size}px_{tag}_{len(paths)}.npz" if cache else None
+
+    def build():
+        arr, kept = data_lib.decode_files(paths, image_size, 3, boxes if crop == "bbox" else None, crop="center")
+        return {"images": arr, "labels": labels[kept]}
+
+    out = data_lib._cached(cache_path, build)
+    out["breeds"] = breeds
+    return out
+
+
+def dog_examples(data_dir=None, n: int = 8, image_size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random dogs twice, uint8: the whole frame's centre square and the bounding-box crop."""
+    paths, boxes, _, _ = stanford_dogs_files(data_lib.DEFAULT_DATA_DIR / "stanford_dogs"
+                                             if data_dir is None else data_dir)
+    pick = [i for i in np.random.default_rng(seed).permutation(len(paths)) if boxes[i] is not None][:n]
+    raw, _ = data_lib.decode_files([paths[i] for i in pick], image_size, 3, crop="center")
+    cropped, _ = data_lib.decode_files([paths[i] for i in pick], image_size, 3, [boxes[i] for i in pick])
+    return raw, cropped
+
+
+# -- the variants -------------------------------------------------------------------------------
+
+EXPERIMENT = "dog_dcgan_variants"
+
+# The baseline is Radford et al. 2015's reference DCGAN as the PyTorch DCGAN tutorial trains it:
+# 64x64x3, batch 128, latent 100, 64 feature maps in G and D (ngf = ndf = 64), 4x4 kernels, a 4x4
+# projection and a 4x4 logit convolution, Adam(2e-4, beta_1 0.5), hard labels, and (as in the dog
+# experiment's Keras model) binary cross-entropy on D's sigmoid probability.
+DOGS_PRESETS: dict[str, dict] = {
+    "full": {
+        "experiment": EXPERIMENT,
+        "seed": 0,
+        "data": {"name": "stanford_dogs", "image_size": 64, "channels": 3, "batch_size": 128, "crop": "bbox",
+                 "box": "largest", "num_images": None},
+        "generator": {"latent_dim": 100, "base_filters": 64, "kernel_size": 4, "projection": "conv",
+                      "activation_name": "relu", "start_size": 4},
+        "discriminator": {"base_filters": 64, "kernel_size": 4, "head": "conv", "start_size": 4},
+        # Budget: 30 epochs = 617k real images per variant (about 20 min each on a Colab T4).
+        "training": {"epochs": 30, "d_lr": 2e-4, "g_lr": 2e-4, "beta_1": 0.5, "loss": "bce_probs",
+                     "label_noise": None, "snapshot_every_images": 12_800, "checkpoint_every_steps": None,
+                     "checkpoint_every_epochs": 1, "keep_checkpoints": 2},
+        # FID with ImageNet InceptionV3 on 5,000 samples every 3 epochs, against all real crops.
+        "fid": {"every_n_epochs": 3, "num_samples": 5000, "weights": "imagenet", "batch_size": 50,
+                "real_samples": None},
+    },
+}
+# Offline and tiny: 64 of scikit-learn's digits as 64x64x3 stand-ins for dogs, 4 feature maps,
+# 2 epochs of 4 steps, FID from a random InceptionV3 on 4 samples against 8 real images (plumbing
+# only: InceptionV3 takes ~0.3 s per image on a CPU).
+DOGS_PRESETS["smoke"] = copy.deepcopy(DOGS_PRESETS["full"])
+DOGS_PRESETS["smoke"]["data"].update(name="digits", batch_size=16, crop="center", num_images=64)
+DOGS_PRESETS["smoke"]["generator"]["base_filters"] = 4
+DOGS_PRESETS["smoke"]["discriminator"]["base_filters"] = 4
+DOGS_PRESETS["smoke"]["training"].update(epochs=2, snapshot_every_images=32)
+DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights=None, batch_size=4, real_samples=8)
+
+# name -> (why it might help, the sections it changes on the baseline)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "dcgan1": ("the baseline: reference DCGAN, BCE on sigmoid probabilities", {}),
+    "dcgan2": ("an extra 2x2 stage: latent -> 2x2 -> 4x4 ... in G, ... -> 4x4 -> 2x2 in D (more depth and "
+               "twice the widest feature maps)",
+               # G's projection is a 2x2 valid transposed convolution: (1 - 1) * 1 + 2 = 2; each 4x4
+               # stride-2 stage then gives (n - 1) * 2 - 2 * 1 + 4 = 2n (padding 1, Keras 'same').
+               {"generator": {"start_size": 2}, "discriminator": {"start_size": 2}}),
+    "leaky": ("LeakyReLU(0.2) in every generator layer (no dead units) and batch 32 (4x the updates)",
+              {"generator": {"activation_name": "leaky"}, "data": {"batch_size": 32}}),
+    "bce_logits": ("BCE computed from logits: no clipping, so no zero gradient once D is sure",
+                   {"training": {"loss": "bce"}}),
+    "kl": ("KL divergence between target and predicted Bernoulli (BCE minus a constant)",
+           {"training": {"loss": "kl"}}),
+    "smooth_l1": ("Smooth L1 on probabilities: a bounded, least-squares-like loss",
+                  {"training": {"loss": "smooth_l1"}}),
+    "lsgan": ("least squares on the raw output (Mao et al. 2017): no saturation", {"training": {"loss": "lsgan"}}),
+    "hinge": ("hinge loss (Lim & Ye 2017; Miyato et al. 2018): margins instead of probabilities",
+              {"training": {"loss": "hinge"}}),
+}
+SMOKE_VARIANTS = ("dcgan1", "dcgan2")
+
+
+def _merge(config: dict, changes: dict) -> dict:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def variant_config(name: str, preset: str = "full", **overrides) -> dict:
+    """The config of variant ``name`` (see :data:`VARIANTS`) in preset ``full`` or ``smoke``;
+    keyword arguments replace whole top-level values or update sections
+    (``variant_config("leaky", "full", training={"epochs": 5})``)."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {list(VARIANTS)}")
+    if preset not in DOGS_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose 'full' or 'smoke'")
+    description, changes = VARIANTS[name]
+    config = _merge(copy.deepcopy(DOGS_PRESETS[preset]), copy.deepcopy(changes))
+    config = _merge(config, copy.deepcopy(overrides))
+    config["variant"], config["description"] = name, description
+    t = config["training"]
+    losses_lib.get(t["loss"])  # an unknown loss fails here, not after the data has loaded
+    # Snapshots every so many images, so every variant's GIF has the same frames whatever its batch.
+    t["snapshot_every"] = max(1, t.get("snapshot_every_images", 12_800) // config["data"]["batch_size"])
+    return config
+
+
+# -- training -----------------------------------------------------------------------------------
+
+def load_images(config: dict, data_dir=None, download: bool = False) -> np.ndarray:
+    """The uint8 training images a variant config asks for (its first ``num_images`` if set)."""
+    d = config["data"]
+    if d["name"] == "stanford_dogs":
+        images = stanford_dogs(data_dir, d["image_size"], d.get("crop", "bbox"), d.get("box", "largest"),
+                               download=download)["images"]
+    elif d["name"] == "digits":
+        images = data_lib.digits(d["image_size"], d.get("channels", 3))["images"]
+    else:
+        images = data_lib.load(d, data_dir, download)["images"]
+    return images[: d["num_images"]] if d.get("num_images") else images
+
+
+def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None):
+    """(extractor, real (mu, sigma)) for the config's ``fid`` section (``extractor`` overrides its
+    ``weights``); the statistics are cached in ``cache_dir`` per dataset, crop, image count and network."""
+    from . import fid
+
+    f = config["fid"]
+    extractor = extractor or fid.inception_extractor(f["weights"])
+    real = images[: f["real_samples"]] if f.get("real_samples") else images
+    d = config["data"]
+    cache = None
+    if cache_dir is not None:
+        crop = d.get("crop", "none") + (f"-{d.get('box', 'largest')}" if d.get("crop") == "bbox" else "")
+        cache = fid.statistics_cache_path(cache_dir, f"{d['name']}-{crop}-{len(real)}", d["image_size"], extractor)
+    return extractor, fid.real_statistics(real, extractor, cache_path=cache, batch_size=f["batch_size"])
+
+
+def train_variant(config: dict, images: np.ndarray, comparison: str = "default", root=None,
+                  extractor=None, real_stats=None, steps: int | None = None, verbose="auto") -> dict:
+    """Train one variant into ``<root>/dog_dcgan_variants/<comparison>-<variant>/`` through
+    ``training.train_dcgan`` (resuming if checkpoints exist), with FID every ``fid.every_n_epochs``
+    epochs and once more at the end; returns the run's ``results.json`` as a dict (``train_seconds``
+    is the wall-clock time of ``fit``, FID included, summed over resumes)."""
+    from . import fid
+    from .images import save_grid
+    from .training import train_dcgan
+
+    run = open_run(config["experiment"], f"{comparison}-{config['variant']}", config, root=root)
+    f = config["fid"]
+    monitor = None
+    if real_stats is not None:
+        monitor = fid.FIDMonitor(run, real_stats, every_n_epochs=f["every_n_epochs"], num_samples=f["num_samples"],
+                                 extractor=extractor, batch_size=f["batch_size"])
+    start = time.perf_counter()
+    model, run, history = train_dcgan(config, run=run, images=images, steps=steps, verbose=verbose,
+                                      extra_callbacks=[monitor] if monitor else [])
+    seconds = time.perf_counter() - start
+    epochs_done = int(model.epoch.numpy())
+    measured = [h[0] for h in run.results().get("fid_history", [])]
+    if monitor is not None and epochs_done > 0 and epochs_done not in measured:
+        monitor.every_n_epochs = 1  # the last epoch was not a multiple: measure it too
+        monitor.on_epoch_end(epochs_done - 1)
+        monitor.on_train_end()
+    save_grid(run.samples / "final_grid.png", model.generate(noise=model.fixed_noise))
+    previous = run.results()
+    fid_history = previous.get("fid_history", [])
+    best = min(fid_history, key=lambda h: h[1]) if fid_history else [None, None]
+    batch = config["data"]["batch_size"]
+    return run.update_results({
+        "variant": config["variant"], "comparison": comparison, "description": config["description"],
+        "loss": config["training"]["loss"], "batch_size": batch, "epochs": epochs_done,
+        "steps": int(model.step.numpy()), "images_seen": int(model.step.numpy()) * batch,
+        "train_seconds": previous.get("train_seconds", 0.0) + seconds,
+        "final_losses": {k: float(v[-1]) for k, v in history.history.items() if v} or previous.get("final_losses", {}),
+        "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": f["num_samples"],
+        "data": config["data"]["name"], "run_dir": str(run.dir)})
+
+
+def run_comparison(variants=None, preset: str = "full", comparison: str = "default", root=None,
+                   data_dir=None, download: bool = False, images: np.ndarray | None = None,
+                   steps: int | None = None, verbose="auto", extractor=None, **overrides) -> Table:
+    """Train ``variants`` (default: all in ``full``, :data:`SMOKE_VARIANTS` in ``smoke``) one after the
+    other with the same seed, data, real FID statistics and budget (``extractor``: a
+    ``ganhelpers.fid`` extractor instead of the config's ``fid.weights``); returns :func:`comparison_table`
+    of their runs (also written as ``<comparison>-comparison.md`` beside them)."""
+    variants = list(variants or (VARIANTS if preset == "full" else SMOKE_VARIANTS))
+    configs = [variant_config(v, preset, **overrides) for v in variants]
+    if images is None:
+        images = load_images(configs[0], data_dir, download)
+    exp_dir = Path(root if root is not None else DEFAULT_ROOT) / configs[0]["experiment"]
+    extractor, real_stats = fid_setup(configs[0], images, cache_dir=exp_dir, extractor=extractor)
+    run_dirs = []
+    for config in configs:
+        log.info("training variant %s: %s", config["variant"], config["description"])
+        run_dirs.append(train_variant(config, images, comparison, root, extractor, real_stats, steps,
+                                      verbose)["run_dir"])
+    table = comparison_table(run_dirs)
+    atomic_write(exp_dir / f"{comparison}-comparison.md", table.markdown() + "\n")
+    return table
+
+
+# -- comparing runs -----------------------------------------------------------------------------
+
+class Table(list):
+    """Rows (dicts) of a comparison, best FID first; ``markdown()`` renders them (so do notebooks)."""
+
+    COLUMNS = (("rank", "rank"), ("variant", "variant"), ("fid", "FID (last)"), ("fid_best", "best FID"),
+               ("fid_best_epoch", "at epoch"), ("epochs", "epochs"), ("steps", "steps"), ("batch_size", "batch"),
+               ("loss", "loss"), ("minutes", "minutes"))
+
+    def markdown(self) -> str:
+        def cell(v):
+            return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+        lines = ["| " + " | ".join(h for _, h in self.COLUMNS) + " |",
+                 "|" + "|".join("---" for _ in self.COLUMNS) + "|"]
+        lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in self.COLUMNS) + " |" for r in self]
+        notes = sorted({f"FID by {r['fid_extractor']} on {r.get('fid_num_samples')} samples "
+                        f"{r.get('fid_note') or ''}".rstrip() for r in self if r.get("fid_extractor")})
+        return "\n".join(lines + [""] + [f"_{n}_" for n in notes]).rstrip()
+
+    _repr_markdown_ = markdown
+
+    def __str__(self) -> str:
+        return self.markdown()
+
+
+def _result_dirs(run_dirs_or_root) -> list[Path]:
+    if isinstance(run_dirs_or_root, (str, Path)):
+        root = Path(run_dirs_or_root)
+        if (root / "results.json").is_file():
+            return [root]
+        found = sorted(p.parent for p in root.glob("*/results.json")) or \
+            sorted(p.parent for p in root.glob("*/*/results.json"))
+        if not found:
+            raise FileNotFoundError(f"no results.json in {root} or its run folders: train some variants first")
+        return found
+    return [Path(p) for p in run_dirs_or_root]
+
+
+def comparison_table(run_dirs_or_root, comparison: str | None = None) -> Table:
+    """Collect ``results.json`` of run folders (a list, one run folder, or a folder of runs, e.g.
+    ``model_data/dog_dcgan_variants``) into a :class:`Table` sorted by final FID (runs without FID
+    last); ``comparison`` keeps only that comparison's runs."""
+    rows = []
+    for run_dir in _result_dirs(run_dirs_or_root):
+        r = load_results(run_dir)
+        if not r:
+            raise FileNotFoundError(f"{run_dir} has no results.json: was it trained with train_variant?")
+        if comparison is not None and r.get("comparison") != comparison:
+            continue
+        rows.append({**r, "variant": r.get("variant", run_dir.name), "run_dir": str(run_dir),
+                     "minutes": round(r["train_seconds"] / 60, 2) if r.get("train_seconds") is not None else None})
+
+    def key(row):
+        v = row.get("fid")
+        return (v is None or not math.isfinite(v), v if v is not None else 0.0, row["variant"])
+
+    rows.sort(key=key)
+    for i, row in enumerate(rows, 1):
+        row["rank"] = i
+    return Table(rows)
+
+
+def plot_fid_curves(table, path=None, title: str = "FID over epochs (lower is better)"):
+    """One FID-over-epochs line per row of a :class:`Table` (or per run folder); saved to ``path``
+    if given. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    rows = table if isinstance(table, Table) else comparison_table(table)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for row in rows:
+        history = row.get("fid_history") or []
+        if history:
+            ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", label=row["variant"])
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("FID")
+    notes = {row.get("fid_note") for row in rows if row.get("fid_note")}
+    ax.set_title(title + ("\n" + "; ".join(sorted(notes)) if notes else ""))
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

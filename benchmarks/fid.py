@@ -1,7 +1,12 @@
 """FID throughput: Inception feature extraction (images/s and the fraction of this machine's fp32
-matmul peak it reaches, both measured in this run) and ``frechet_distance`` at 2048-d, eig vs scipy.
+matmul peak it reaches, both measured in this run) and ``frechet_distance`` at 2048-d, eig vs scipy,
+plus the exact low-rank path (``frechet_distance_from_activations``) for M fake samples < 2048 vs the
+eig path on the same statistics, timed in the same run.
 
     python benchmarks/fid.py [--weights none|imagenet|FILE] [--images 32] [--batch 16] [--skip-scipy]
+                             [--low-rank 16,1000]
+
+OpenBLAS threads oversubscribe a busy machine: compare ``OPENBLAS_NUM_THREADS=1`` with the default.
 
 The weights do not change the speed; ``none`` (random) runs offline.
 """
@@ -53,7 +58,15 @@ def bench_extractor(weights, num_images: int, batch: int) -> dict:
             "gflop_per_image": flops / 1e9}
 
 
-def bench_frechet(skip_scipy: bool) -> dict:
+def _timed(fn, *args, **kwargs) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - t0
+
+
+def bench_frechet(skip_scipy: bool, low_rank: tuple[int, ...] = ()) -> dict:
+    """{method: (FID, seconds)} on two 3000-sample 2048-d statistics, and {("low-rank", M): ((FID,
+    seconds), (eig FID, eig seconds))} for M fake samples against the same real statistics."""
     rng = np.random.default_rng(0)
     stats = []
     for scale, shift in ((0.5, 0.0), (0.6, 0.05)):
@@ -61,8 +74,13 @@ def bench_frechet(skip_scipy: bool) -> dict:
         stats += [x.mean(axis=0), np.cov(x, rowvar=False)]
     out = {}
     for method in ("eig",) + (() if skip_scipy else ("scipy",)):
-        t0 = time.perf_counter()
-        out[method] = (fid.frechet_distance(*stats, method=method), time.perf_counter() - t0)
+        out[method] = _timed(fid.frechet_distance, *stats, method=method)
+    for m in low_rank:
+        fake = np.abs(rng.standard_normal((m, 2048))) * 0.6 + 0.05
+        fast = _timed(fid.frechet_distance_from_activations, *stats[:2], fake)
+        t0 = time.perf_counter()  # the eig path from the same activations, covariance included
+        eig = fid.frechet_distance(*stats[:2], fake.mean(axis=0), np.cov(fake, rowvar=False))
+        out[("low-rank", m)] = (fast, (eig, time.perf_counter() - t0))
     return out
 
 
@@ -72,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--skip-scipy", action="store_true", help="skip the scipy sqrtm path (minutes on 2 cores)")
+    parser.add_argument("--low-rank", default="16,1000",
+                        help="comma-separated fake sample counts M < 2048 for the low-rank path ('' skips it)")
     args = parser.parse_args(argv)
 
     # The peak is measured before and after the extraction and the larger one is used: on a shared
@@ -87,12 +107,17 @@ def main(argv=None) -> int:
     print(f"  features at 299x299, batch {args.batch:<3d}:       {ext['images_per_s']:8.2f} images/s")
     print(f"  work per image (conv + dense):         {ext['gflop_per_image']:8.2f} GFLOP")
     print(f"  achieved:                              {achieved:8.1f} GFLOP/s = {achieved / peak:.1%} of matmul peak")
-    fr = bench_frechet(args.skip_scipy)
+    fr = bench_frechet(args.skip_scipy, tuple(int(m) for m in args.low_rank.split(",") if m.strip()))
     print(f"frechet_distance 2048-d, eig path:       {fr['eig'][1]:8.2f} s (FID {fr['eig'][0]:.6f})")
     if "scipy" in fr:
         rel = abs(fr["eig"][0] - fr["scipy"][0]) / fr["scipy"][0]
         print(f"frechet_distance 2048-d, scipy path:     {fr['scipy'][1]:8.2f} s (FID {fr['scipy'][0]:.6f})")
         print(f"  scipy / eig time: {fr['scipy'][1] / fr['eig'][1]:.1f}x; relative difference {rel:.1e}")
+    for key in sorted(k for k in fr if isinstance(k, tuple)):
+        (value, seconds), (eig, eig_seconds) = fr[key]
+        rel = abs(value - eig) / eig
+        print(f"frechet 2048-d, M={key[1]:<5d} low-rank path: {seconds:8.2f} s (FID {value:.6f}); eig path "
+              f"{eig_seconds:.2f} s: {eig_seconds / seconds:.1f}x faster, relative difference {rel:.1e}")
     return 0
 
 

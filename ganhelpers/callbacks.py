@@ -340,3 +340,17 @@ def standard_callbacks(run, snapshot_every: int = 50, checkpoint_every_steps: in
 
 __all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "TensorBoard",
            "standard_callbacks", "write_gif", "plot_losses", "restore_latest"]
+
+
+# The callbacks of the other papers live beside their models (one module per paper); they are
+# reachable from here too, imported on first use: ``callbacks.WeightClip``, ``callbacks.FIDMonitor``,
+# ``callbacks.FadeIn``.
+_ELSEWHERE = {"WeightClip": "wgan", "FIDMonitor": "fid", "FadeIn": "pggan"}
+
+
+def __getattr__(name):
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_ELSEWHERE[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

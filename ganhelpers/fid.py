@@ -229,6 +229,33 @@ def activations(images, extractor: Extractor | None = None, batch_size: int = 50
     return np.concatenate([extractor.features(b) for b in ds])
 
 
+def _fake_features(images, extractor: Extractor, batch_size: int, num_samples: int | None, progress: bool = False):
+    """(activations (M, D) float32, None) when fewer images than feature dimensions arrive (kept for
+    the low-rank path), else (None, (mu, sigma)) streamed as in :func:`activation_statistics`
+    (identical numbers). At most D rows are held, so 50k images still need no 50k x D array."""
+    ds, count = _preprocessed(images, extractor, batch_size, num_samples)
+    bar = keras.utils.Progbar(count, unit_name="image") if progress else None
+    rows, stats = [], None
+    for batch in ds:
+        f = np.asarray(extractor.features(batch))
+        if stats is not None:
+            stats.update(f)
+        else:
+            rows.append(f)
+            if sum(map(len, rows)) >= f.reshape(len(f), -1).shape[1]:  # M >= D: full rank possible
+                stats = RunningStats()
+                for r in rows:
+                    stats.update(r)
+                rows = None
+        if bar is not None:
+            bar.add(int(batch.shape[0]))
+    if stats is not None:
+        return None, stats.result()
+    if sum(map(len, rows)) < 2:
+        raise ValueError(f"need at least 2 images for a covariance, got {sum(map(len, rows))}")
+    return np.concatenate(rows), None
+
+
 # -- the Fréchet distance -----------------------------------------------------------------------
 
 def _checked(mu, sigma, which: str) -> tuple[np.ndarray, np.ndarray]:
@@ -254,10 +281,38 @@ def _psd_root_factor(sigma: np.ndarray, which: str) -> np.ndarray:
     return v[:, keep] * np.sqrt(w[keep])
 
 
-def _denoised(w: np.ndarray) -> np.ndarray:
-    """Eigenvalues below the round-off of ``eigh`` (D * eps * largest) set to 0 before a square root:
-    sqrt amplifies noise near 0, and rank-deficient covariances have many such eigenvalues."""
-    return np.where(w > len(w) * np.finfo(np.float64).eps * max(w.max(), 0.0), w, 0.0)
+def _denoised(w: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Eigenvalues below the round-off of ``eigh`` (size * eps * largest; size defaults to len(w)) set
+    to 0 before a square root: sqrt amplifies noise near 0, and rank-deficient covariances have many
+    such eigenvalues."""
+    size = len(w) if size is None else size
+    return np.where(w > size * np.finfo(np.float64).eps * max(w.max(), 0.0), w, 0.0)
+
+
+def _sum_sqrt_psd(m: np.ndarray, what: str, why: str, size: int | None = None) -> float:
+    """Sum of the square roots of the eigenvalues of the symmetric PSD matrix ``m`` (round-off below
+    zero clipped by :func:`_denoised`; a clearly negative eigenvalue raises, saying ``why``)."""
+    if m.size == 0:
+        return 0.0
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    if w.min() < -1e-5 * max(w.max(), 1e-300):
+        raise ValueError(f"{what} has a negative eigenvalue {w.min():.3g} (largest {w.max():.3g}): {why}")
+    return float(np.sqrt(_denoised(w, size)).sum())
+
+
+def _trace_sqrt_from_root(b1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) given B1 (D, r) with B1 B1^T = S1: S1 S2 = B1 (B1^T S2) has the nonzero
+    eigenvalues of the r x r PSD matrix B1^T S2 B1. B1 depends on S1 only, so it can be cached."""
+    return _sum_sqrt_psd(b1.T @ sigma2 @ b1, "S1^1/2 S2 S1^1/2", "sigma2 is not PSD")
+
+
+def _trace_sqrt_low_rank(sigma1: np.ndarray, a2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) given A2 (D, M) with A2 A2^T = S2: S1 S2 = (S1 A2) A2^T has the nonzero
+    eigenvalues of the M x M PSD matrix A2^T S1 A2, so the cost is O(D^2 M) and no D x D matrix is
+    decomposed."""
+    # Entries of A2^T S1 A2 are D-term sums: their round-off scales with D, not with M.
+    return _sum_sqrt_psd(a2.T @ (sigma1 @ a2), "A2^T S1 A2", "sigma1 is not positive semi-definite",
+                         size=max(a2.shape))
 
 
 def trace_sqrt_product(sigma1, sigma2, method: str = "eig", eps: float = 1e-6) -> float:
@@ -273,12 +328,7 @@ def trace_sqrt_product(sigma1, sigma2, method: str = "eig", eps: float = 1e-6) -
     if method == "eig":
         # S1^(1/2) S2 S1^(1/2) = V D^(1/2) (V^T S2 V) D^(1/2) V^T has the eigenvalues of B^T S2 B with
         # B = V D^(1/2) (r columns for rank r): one matmul fewer, and r x r when S1 is rank-deficient.
-        b = _psd_root_factor(sigma1, "1")
-        m = b.T @ sigma2 @ b
-        w = np.linalg.eigvalsh((m + m.T) / 2)
-        if w.min() < -1e-5 * max(w.max(), 1e-300):
-            raise ValueError(f"S1^1/2 S2 S1^1/2 has a negative eigenvalue {w.min():.3g}: sigma2 is not PSD")
-        return float(np.sqrt(_denoised(w)).sum())
+        return _trace_sqrt_from_root(_psd_root_factor(sigma1, "1"), sigma2)
     if method != "scipy":
         raise ValueError(f"method must be 'eig' or 'scipy', got {method!r}")
     from scipy import linalg
@@ -297,6 +347,14 @@ def trace_sqrt_product(sigma1, sigma2, method: str = "eig", eps: float = 1e-6) -
     return float(np.trace(covmean))
 
 
+def _combined(diff: np.ndarray, tr1: float, tr2: float, trace_sqrt: float) -> float:
+    """||diff||^2 + Tr S1 + Tr S2 - 2 Tr((S1 S2)^(1/2)), round-off below 0 clipped, clearly negative raising."""
+    value = diff @ diff + tr1 + tr2 - 2.0 * trace_sqrt
+    if value < -1e-6 * max(diff @ diff + tr1 + tr2, 1e-12):
+        raise ValueError(f"Fréchet distance came out negative ({value:.6g}): the covariances are not PSD")
+    return float(max(value, 0.0))
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eig", eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between N(mu1, S1) and N(mu2, S2), as a float >= 0.
 
@@ -309,12 +367,46 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eig", eps: float =
     mu2, sigma2 = _checked(mu2, sigma2, "2")
     if mu1.shape != mu2.shape:
         raise ValueError(f"the two statistics have different sizes: {mu1.shape[0]} vs {mu2.shape[0]}")
-    diff = mu1 - mu2
-    tr1, tr2 = np.trace(sigma1), np.trace(sigma2)
-    value = diff @ diff + tr1 + tr2 - 2.0 * trace_sqrt_product(sigma1, sigma2, method, eps)
-    if value < -1e-6 * max(diff @ diff + tr1 + tr2, 1e-12):
-        raise ValueError(f"Fréchet distance came out negative ({value:.6g}): the covariances are not PSD")
-    return float(max(value, 0.0))
+    return _combined(mu1 - mu2, np.trace(sigma1), np.trace(sigma2), trace_sqrt_product(sigma1, sigma2, method, eps))
+
+
+def _checked_activations(activations, dims: int) -> np.ndarray:
+    x = np.asarray(activations, np.float64)
+    x = x.reshape(len(x), -1) if x.ndim else x
+    if x.ndim != 2 or len(x) < 2 or x.shape[1] != dims:
+        raise ValueError(f"fake activations must be (M >= 2, {dims}) to match mu1 (the real statistics), "
+                         f"got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("activations2 contain NaN or inf: the features (or the generator) diverged")
+    return x
+
+
+def _frechet_low_rank(mu1, sigma1, x) -> float:
+    """:func:`frechet_distance_from_activations` on checked inputs with M < D (no checks, no copies)."""
+    if np.diagonal(sigma1).min() < -1e-5 * max(np.abs(np.diagonal(sigma1)).max(), 1e-300):
+        raise ValueError("sigma1 has a negative variance on its diagonal: it is not positive semi-definite")
+    mu2 = x.mean(axis=0)
+    a2 = (x - mu2).T / np.sqrt(len(x) - 1)  # (D, M), A2 A2^T = np.cov(x, rowvar=False)
+    return _combined(mu1 - mu2, np.trace(sigma1), float(np.sum(a2 * a2)), _trace_sqrt_low_rank(sigma1, a2))
+
+
+def frechet_distance_from_activations(mu1, sigma1, activations2) -> float:
+    """:func:`frechet_distance` between N(mu1, sigma1) and the Gaussian fitted to ``activations2``
+    (M, D) (mean and unbiased covariance, as :func:`activation_statistics`), computed exactly.
+
+    With fewer samples than dimensions (M < D, e.g. 1000 generated images against 2048-d pool_3
+    features) the fake covariance is S2 = A A^T with A = (X - mean)^T / sqrt(M - 1) (D, M), and the
+    nonzero eigenvalues of S1 S2 are those of the M x M matrix A^T S1 A: O(D^2 M) work and no
+    D x D eigendecomposition, instead of the seconds an ``eigh`` of a 2048 x 2048 matrix takes.
+    With M >= D the covariance is formed and the eig path of :func:`frechet_distance` is used.
+    sigma1 is checked for PSD on the samples' span (and its diagonal) only; use
+    :func:`frechet_distance` to check it fully.
+    """
+    mu1, sigma1 = _checked(mu1, sigma1, "1")
+    x = _checked_activations(activations2, mu1.shape[0])
+    if len(x) >= x.shape[1]:
+        return frechet_distance(mu1, sigma1, x.mean(axis=0), np.cov(x, rowvar=False))
+    return _frechet_low_rank(mu1, sigma1, x)
 
 
 # -- statistics files ---------------------------------------------------------------------------
@@ -369,6 +461,11 @@ def real_statistics(images, extractor: Extractor | None = None, cache_path=None,
     return mu, sigma
 
 
+def _is_statistics(source) -> bool:
+    return (isinstance(source, tuple) and len(source) == 2) or \
+        (isinstance(source, (str, os.PathLike)) and str(source).endswith(".npz"))
+
+
 def _statistics_of(source, extractor_fn, num_samples, batch_size, progress):
     if isinstance(source, tuple) and len(source) == 2:
         return np.asarray(source[0]), np.asarray(source[1]), None
@@ -389,6 +486,8 @@ def fid(real, fake, extractor: Extractor | None = None, num_samples: int | None 
 
     ``extractor`` defaults to :func:`ganhelpers.inception.default_extractor` (ImageNet Keras
     InceptionV3, or ``$GANHELPERS_FID_WEIGHTS``); it is only built when images must be featurised.
+    With ``method="eig"`` and fewer fake images than feature dimensions, the fake activations are
+    kept and :func:`frechet_distance_from_activations` (exact, low-rank) is used.
     """
     chosen = []
 
@@ -398,10 +497,17 @@ def fid(real, fake, extractor: Extractor | None = None, num_samples: int | None 
         return chosen[0]
 
     mu1, s1, name1 = _statistics_of(real, extractor_fn, None, batch_size, progress)
-    mu2, s2, name2 = _statistics_of(fake, extractor_fn, num_samples, batch_size, progress)
+    if method == "eig" and not _is_statistics(fake):
+        feats, stats = _fake_features(fake, extractor_fn(), batch_size, num_samples, progress)
+        name2 = extractor_fn().name
+    else:
+        feats, (mu2, s2, name2) = None, _statistics_of(fake, extractor_fn, num_samples, batch_size, progress)
+        stats = (mu2, s2)
     if name1 and name2 and name1 != name2:
         raise ValueError(f"statistics from different networks ({name1} vs {name2}) are not comparable")
-    return frechet_distance(mu1, s1, mu2, s2, method=method)
+    if feats is not None:
+        return frechet_distance_from_activations(mu1, s1, feats)
+    return frechet_distance(mu1, s1, *stats, method=method)
 
 
 # -- Inception Score ----------------------------------------------------------------------------
@@ -455,6 +561,10 @@ class FIDMonitor(keras.callbacks.Callback):
     ``model.generator(model.sample_noise(n))``; the model's noise RNG is restored afterwards, so
     monitoring does not change training. Pass ``extractor`` (e.g. ``inception_extractor(None)``
     offline); the default is :func:`~ganhelpers.inception.default_extractor`.
+
+    Speed: with ``num_samples`` below the feature size (2048) the exact low-rank path of
+    :func:`frechet_distance_from_activations` is used (no 2048 x 2048 eigendecomposition); otherwise
+    the real side's root factor is computed once and reused at every evaluation.
     """
 
     def __init__(self, run, real_stats, every_n_epochs: int = 1, num_samples: int = 1000,
@@ -467,8 +577,9 @@ class FIDMonitor(keras.callbacks.Callback):
         self.extractor = extractor
         self.writer = None
         self.history: list[list] = []
+        self._real = None  # (real_stats it was made from, checked mu1, checked sigma1, root factor or None)
 
-    def on_train_begin(self, logs=None):
+    def _load_real(self):
         self.extractor = self.extractor or default_extractor()
         if isinstance(self.real_stats, (str, os.PathLike)):
             mu, sigma, name = load_statistics(self.real_stats)
@@ -476,6 +587,9 @@ class FIDMonitor(keras.callbacks.Callback):
                 raise ValueError(f"real statistics {self.real_stats} come from {name}, but the monitor uses "
                                  f"{self.extractor.name}: recompute them with real_statistics(...)")
             self.real_stats = (mu, sigma)
+
+    def on_train_begin(self, logs=None):
+        self._load_real()
         self.writer = tf.summary.create_file_writer(str(self.run.logs / "fid"))
         self.history = [list(h) for h in self.run.results().get("fid_history", [])]
 
@@ -485,9 +599,29 @@ class FIDMonitor(keras.callbacks.Callback):
             return model
         return _NoiseGenerator(model)
 
+    def _real_side(self):
+        """(mu1, sigma1) checked once per ``real_stats`` object (replacing it invalidates the cache)."""
+        self._load_real()
+        if self._real is None or self._real[0] is not self.real_stats:
+            self._real = [self.real_stats, *_checked(*self.real_stats, "1"), None]
+        return self._real
+
     def compute(self) -> float:
-        mu, sigma = activation_statistics(self._sample_source(), self.extractor, self.batch_size, self.num_samples)
-        return frechet_distance(*self.real_stats, mu, sigma)
+        """FID of ``num_samples`` fresh samples: the same value as :func:`frechet_distance` on their
+        statistics, through the low-rank path (M < D) or the cached root factor of sigma1 (M >= D)."""
+        real = self._real_side()
+        feats, stats = _fake_features(self._sample_source(), self.extractor, self.batch_size, self.num_samples)
+        mu1, sigma1 = real[1], real[2]
+        if feats is not None:
+            x = _checked_activations(feats, mu1.shape[0])
+            return _frechet_low_rank(mu1, sigma1, x)
+        mu2, sigma2 = _checked(*stats, "2")
+        if mu2.shape != mu1.shape:
+            raise ValueError(f"real statistics are {mu1.shape[0]}-d but {self.extractor.name} gives "
+                             f"{mu2.shape[0]}-d features: use the extractor that made them")
+        if real[3] is None:
+            real[3] = _psd_root_factor(sigma1, "1")  # eigh(S1): once per monitor, not per evaluation
+        return _combined(mu1 - mu2, np.trace(sigma1), np.trace(sigma2), _trace_sqrt_from_root(real[3], sigma2))
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
@@ -544,5 +678,6 @@ def cli_main(args) -> int:
 __all__ = ["Extractor", "KerasInception", "Inception2015Graph", "inception_extractor", "default_extractor",
            "download_2015_graph", "extract_2015_graph", "INCEPTION_2015_URL", "RANDOM_NOTE", "RunningStats",
            "image_batches", "activation_statistics", "activations", "trace_sqrt_product", "frechet_distance",
+           "frechet_distance_from_activations",
            "save_statistics", "load_statistics", "statistics_cache_path", "real_statistics", "fid",
            "inception_score", "inception_score_from_probabilities", "FIDMonitor", "cli_main"]

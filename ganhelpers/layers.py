@@ -146,3 +146,17 @@ def build_dcgan_networks(config: dict) -> tuple[keras.Model, keras.Model]:
     data, g, d = config["data"], dict(config.get("generator", {})), dict(config.get("discriminator", {}))
     size, channels = data["image_size"], data["channels"]
     return (dcgan_generator(size, channels, **g), dcgan_discriminator(size, channels, **d))
+
+
+# The progressive GAN's layers (Karras et al. 2018) live in pggan_layers.py; they are reachable
+# from here too, imported on first use: ``layers.PixelNorm``, ``layers.EqualizedConv2D`` ...
+_PGGAN_LAYERS = ("PixelNorm", "MinibatchStdDev", "EqualizedConv2D", "EqualizedDense", "FadeInBlend",
+                 "to_rgb", "from_rgb", "upsample", "downsample")
+
+
+def __getattr__(name):
+    if name in _PGGAN_LAYERS:
+        from . import pggan_layers
+
+        return getattr(pggan_layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """FID and Inception Score: the formula against closed forms and scipy, streaming statistics, the
 extractors (random-weight Keras InceptionV3 and a tiny graph with the 2015 graph's tensor names),
-the statistics cache, the training callback and the CLI.
+the statistics cache, the exact low-rank path for few fake samples, the training callback and
+the CLI.
 
 Pipeline tests use ``PixelFeatures``, a cheap deterministic 2048-d extractor, so they run in
 seconds; the real (random-weight) InceptionV3 is built once and fed a handful of images.
@@ -113,6 +114,74 @@ def test_symmetry_and_input_checks():
         fid.frechet_distance(mu1, s1, mu2[:64], s2[:64, :64])
     with pytest.raises(ValueError, match="NaN"):
         fid.frechet_distance(mu1 * np.nan, s1, mu2, s2)
+
+
+# -- the low-rank path (fewer fake samples than dimensions) -------------------------------------
+
+@pytest.fixture(scope="module")
+def real_2048():
+    """Well-conditioned 2048-d real statistics (3000 samples: full rank) and the eig path's root
+    factor of sigma1, built once: one 2048 x 2048 eigh takes seconds on this machine."""
+    mu1, s1 = _stats(np.random.default_rng(10), 3000)
+    return mu1, s1, fid._psd_root_factor(s1, "1")
+
+
+def _fake(rng, m, d=2048):
+    return np.abs(rng.standard_normal((m, d))) * 0.6 + 0.05
+
+
+@pytest.mark.parametrize("m", [16, 100, 1000])
+def test_low_rank_path_agrees_with_the_eig_path_at_2048d(real_2048, m):
+    mu1, s1, root1 = real_2048
+    x = _fake(np.random.default_rng(m), m)
+    mu2, s2 = x.mean(axis=0), np.cov(x, rowvar=False)
+    diff = mu1 - mu2
+    # the eig path of trace_sqrt_product, with its eigh(S1) factor computed once by the fixture
+    expected = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * fid._trace_sqrt_from_root(root1, s2)
+    value = fid.frechet_distance_from_activations(mu1, s1, x)
+    assert isinstance(value, float) and value == pytest.approx(expected, rel=1e-6)
+    if m == 100:  # the public eig path end to end once (its own eigh of sigma1)
+        assert value == pytest.approx(fid.frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
+
+
+@pytest.mark.parametrize("m", [2, 16, 100, 300])  # 300 >= 256 dims: falls back to the eig path
+def test_low_rank_path_agrees_with_scipy_and_eig_at_256d(m):
+    rng = np.random.default_rng(11)
+    mu1, s1 = _stats(rng, 1000, d=256)
+    x = _fake(rng, m, d=256)
+    mu2, s2 = x.mean(axis=0), np.cov(x, rowvar=False)
+    value = fid.frechet_distance_from_activations(mu1, s1, x)
+    assert value == pytest.approx(fid.frechet_distance(mu1, s1, mu2, s2), rel=1e-9)
+    assert value == pytest.approx(_scipy_reference(mu1, s1, mu2, s2), rel=1e-6)
+
+
+def test_low_rank_path_with_duplicates_and_degenerate_inputs():
+    rng = np.random.default_rng(12)
+    mu1, s1 = _stats(rng, 1000, d=256)
+    x = np.repeat(_fake(rng, 3, d=256), [4, 1, 5], axis=0)  # 10 samples of rank 2 < M - 1 = 9
+    mu2, s2 = x.mean(axis=0), np.cov(x, rowvar=False)
+    value = fid.frechet_distance_from_activations(mu1, s1, x)
+    assert value == pytest.approx(fid.frechet_distance(mu1, s1, mu2, s2), rel=1e-9)
+    assert value == pytest.approx(_scipy_reference(mu1, s1, mu2, s2), rel=1e-6)
+    # the fake Gaussian against its own statistics: exactly the identical-statistics case
+    assert 0.0 <= fid.frechet_distance_from_activations(mu2, s2, x) < 1e-9 * np.trace(s2)
+    same = np.repeat(x[:1], 5, axis=0)  # zero covariance: only the mean and Tr S1 remain
+    diff = mu1 - same[0]
+    assert fid.frechet_distance_from_activations(mu1, s1, same) == pytest.approx(diff @ diff + np.trace(s1), rel=1e-12)
+    not_psd = s1 - 2 * np.eye(256) * np.linalg.eigvalsh(s1).max()
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        fid.frechet_distance_from_activations(mu1, not_psd, x)
+    flipped = s1.copy()  # PSD diagonal, negative along the samples' direction
+    u = (x[0] - mu2) / np.linalg.norm(x[0] - mu2)
+    flipped -= 3 * (u @ s1 @ u) * np.outer(u, u) + 1e-3 * np.trace(s1) * np.outer(u, u)
+    with pytest.raises(ValueError, match="not positive semi-definite|negative"):
+        fid.frechet_distance_from_activations(mu1, flipped, x)
+    with pytest.raises(ValueError, match="M >= 2"):
+        fid.frechet_distance_from_activations(mu1, s1, x[:1])
+    with pytest.raises(ValueError, match="M >= 2, 256"):
+        fid.frechet_distance_from_activations(mu1, s1, x[:, :128])
+    with pytest.raises(ValueError, match="NaN"):
+        fid.frechet_distance_from_activations(mu1, s1, x * np.nan)
 
 
 # -- streaming statistics -----------------------------------------------------------------------
@@ -289,6 +358,32 @@ def test_fid_monitor_logs_to_tensorboard_results_and_epoch_logs(model_data):
     state = model.rng.state.numpy()
     monitor.compute()
     np.testing.assert_array_equal(model.rng.state.numpy(), state)  # training noise is not disturbed
+
+
+@pytest.mark.parametrize("num_samples", [20, 80])  # below and above the 64 feature dimensions
+def test_fid_monitor_equals_frechet_distance_on_the_same_samples(num_samples, model_data, monkeypatch):
+    """The low-rank path (20 < 64) and the cached root factor (80 >= 64) give the value the plain
+    formula gives on the statistics of the same generated images; eigh(sigma1) runs at most once."""
+    ex = PixelFeatures()
+    real = np.random.default_rng(13).uniform(-1, 1, (100, 8, 8, 1)).astype("float32")
+    mu1, s1 = fid.activation_statistics(real, ex)
+    model = _tiny_dcgan()
+    monitor = fid.FIDMonitor(open_run("fid_monitor", "b", root=model_data), (mu1, s1), num_samples=num_samples,
+                             extractor=ex, batch_size=8)
+    monitor.set_model(model)
+    calls = []
+    factor = fid._psd_root_factor
+    monkeypatch.setattr(fid, "_psd_root_factor", lambda *a: calls.append(1) or factor(*a))
+    values = [monitor.compute(), monitor.compute()]
+    monkeypatch.undo()
+    mu2, s2 = fid.activation_statistics(model, ex, batch_size=8, num_samples=num_samples)
+    expected = fid.frechet_distance(mu1, s1, mu2, s2)
+    assert expected > 0 and values == pytest.approx([expected, expected], rel=1e-9)
+    assert len(calls) == (0 if num_samples < ex.dims else 1)
+    # fid.fid on an array of fewer fake images than dimensions takes the low-rank path too
+    fake = np.asarray(model.generate(num_samples))
+    mu3, s3 = fid.activation_statistics(fake, ex)
+    assert fid.fid((mu1, s1), fake, extractor=ex) == pytest.approx(fid.frechet_distance(mu1, s1, mu3, s3), rel=1e-9)
 
 
 def test_cli_fid_on_two_folders_and_on_their_statistics(tmp_path, capsys, random_inception):

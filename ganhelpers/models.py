@@ -93,6 +93,8 @@ class GAN(keras.Model):
     def fit(self, x=None, y=None, epochs=1, callbacks=None, initial_epoch=None, **kwargs):
         """``keras.Model.fit`` that first restores a checkpoint (if a callback offers one) and
         continues at the restored epoch, so re-running a notebook resumes instead of restarting."""
+        if getattr(self, "_distribute_strategy", None) is not None or tf.distribute.has_strategy():
+            self.prepare_distributed()
         for cb in callbacks or []:
             if hasattr(cb, "restore_before_fit"):
                 cb.restore_before_fit(self)
@@ -101,6 +103,18 @@ class GAN(keras.Model):
         if initial_epoch >= epochs:
             log.warning("already trained for %d epochs (asked for %d): nothing to do", initial_epoch, epochs)
         return super().fit(x, y, epochs=epochs, callbacks=callbacks, initial_epoch=initial_epoch, **kwargs)
+
+    def prepare_distributed(self) -> None:
+        """Make ``fit`` work under ``tf.distribute`` (MirroredStrategy, TPUStrategy).
+
+        Build the model under ``strategy.scope()`` (see :mod:`ganhelpers.distribute`). Keras 3's fit
+        then fails twice on a GAN unless (1) the model is marked built: its networks are built, but
+        Keras would otherwise trace ``call`` (noise -> images) on an image batch; and (2) the
+        optimizers' slots exist before the first step: created lazily inside the traced, replicated
+        step they fail with "You must feed a value for placeholder tensor ... Initializer"."""
+        self.built = True
+        with self.distribute_strategy.scope():
+            self.build_optimizers()
 
     # -- helpers for train steps ----------------------------------------------------------------
     def sample_noise(self, n) -> tf.Tensor:
@@ -115,10 +129,23 @@ class GAN(keras.Model):
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
-        """Gradient step; scales the loss when the optimizer is a LossScaleOptimizer (mixed float16)."""
-        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        """Gradient step; scales the loss when the optimizer is a LossScaleOptimizer (mixed float16):
+        the scaling is recorded on ``tape`` (scaled outside it, the gradients would all be None) and
+        ``apply_gradients`` unscales and skips steps with non-finite gradients.
+
+        Under ``tf.distribute`` each replica's loss is a mean over its share of the batch and the
+        optimizer sums the replicas' gradients, so the gradients are divided by the number of
+        replicas: the gradient of sum(per-example loss) / global batch, i.e. the single-device
+        gradient (equal shares, as ``drop_remainder`` batches give; ``tf.nn.compute_average_loss``)."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        scaled = loss
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            with tape:  # recorded, so the backward pass runs at the scaled magnitude (no fp16 underflow)
+                scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+        if replicas > 1:
+            grads = [None if g is None else g / replicas for g in grads]
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
 
     def _report(self, **values) -> dict:
         for name, value in values.items():
@@ -163,6 +190,14 @@ class DCGAN(GAN):
     def train_step(self, data):
         real = real_images(data)
         n = tf.shape(real)[0]
+        return self.adversarial_step(real, self.sample_noise(n), self.sample_noise(2 * n))
+
+    def adversarial_step(self, real, z_fake, z_gen):
+        """The three updates of one step on ``real`` (N, H, W, C), with D's fakes drawn from
+        ``z_fake`` (N, *latent) and G's batch from ``z_gen`` (2N, *latent). ``train_step`` draws both
+        from ``self.rng``; passing them in makes a step reproducible across devices (the
+        distributed-equivalence test splits one host batch of noise over the replicas)."""
+        n = tf.shape(real)[0]
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
 
@@ -174,7 +209,7 @@ class DCGAN(GAN):
         self._apply(self.d_optimizer, tape, d_loss_real, d_vars)
 
         # 2. Discriminator on a fake batch. G runs forward only: no gradient flows into it here.
-        fake = self.generator(self.sample_noise(n), training=True)
+        fake = self.generator(z_fake, training=True)
         t_fake = self.targets(n, self.fake_target_range, flip=True)
         with tf.GradientTape() as tape:
             logits_fake = self.discriminator(fake, training=True)
@@ -184,8 +219,7 @@ class DCGAN(GAN):
         # 3. Generator on 2 x batch noise vectors, labelled real ("fool D").
         t_gen = self.targets(2 * n, self.generator_target_range, flip=False)
         with tf.GradientTape() as tape:
-            logits_gen = self.discriminator(self.generator(self.sample_noise(2 * n), training=True),
-                                            training=True)
+            logits_gen = self.discriminator(self.generator(z_gen, training=True), training=True)
             g_loss = self.loss_fn.generator(logits_gen, t_gen)
         self._apply(self.g_optimizer, tape, g_loss, g_vars)
 
@@ -199,11 +233,15 @@ class DCGAN(GAN):
 def build_dcgan(config: dict) -> DCGAN:
     """Networks, model and optimizers from a config (see ``ganhelpers.configs``), compiled."""
     from .layers import build_dcgan_networks
+    from .precision import policy_for, policy_scope, wrap_optimizer
 
-    generator, discriminator = build_dcgan_networks(config)
     t = config["training"]
+    policy = policy_for(t.get("precision", "float32"))
+    with policy_scope(policy):  # layers keep this policy; float32 output layers and losses
+        generator, discriminator = build_dcgan_networks(config)
     model = DCGAN(generator, discriminator, seed=config.get("seed", 0))
-    model.compile(d_optimizer=keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"]),
-                  g_optimizer=keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"]),
-                  loss=t.get("loss", "bce"), jit_compile=t.get("jit_compile", False))
+    model.compile(d_optimizer=wrap_optimizer(keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"]), policy),
+                  g_optimizer=wrap_optimizer(keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"]), policy),
+                  loss=t.get("loss", "bce"), jit_compile=t.get("jit_compile", False),
+                  steps_per_execution=t.get("steps_per_execution", 1))
     return model

@@ -1,0 +1,91 @@
+"""Multi-device training: several GPUs (``MirroredStrategy``), a Colab TPU (``TPUStrategy``), or a
+CPU split into logical devices to try it all on a laptop.
+
+The recipe (Keras 3 ``fit`` with the GANs' own ``train_step``)::
+
+    strategy = distribute.strategy()                  # TPU, several GPUs, or the default strategy
+    with strategy.scope():                            # variables (and the RNG) become per-replica
+        model = build_dcgan(config)
+    model.fit(dataset, ...)                           # global batch = config batch size
+
+``GAN.fit`` calls ``GAN.prepare_distributed`` (mark built, create optimizer slots in the scope: without
+them Keras 3 fails with "You must feed a value for placeholder tensor"), and ``GAN._apply`` divides
+each replica's gradients by the number of replicas, so the summed update equals the single-device
+update on the same global batch (``tf.nn.compute_average_loss``'s sum / global batch).
+
+Two differences from one device, both by design of ``tf.distribute``:
+
+* BatchNorm normalises with each replica's own statistics (batch / replicas images) unless the
+  layers are synchronised: :func:`synchronize_batchnorm` turns every BatchNormalization into its
+  ``synchronized=True`` twin (one all-reduce per layer, global statistics, DCGAN's semantics);
+* a ``tf.random.Generator`` created in the scope gives each replica its own stream, so the
+  replicas' noise differs (as it should: otherwise they would generate the same fakes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+
+def split_cpu(n: int = 2) -> list[str]:
+    """Split the first CPU into ``n`` logical devices (call before TensorFlow runs anything);
+    returns their names for ``MirroredStrategy(devices)``."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as e:
+        raise RuntimeError(f"split_cpu({n}) must run before TensorFlow initialises its devices (first "
+                           f"op or device query); call it at the top of the script/process: {e}") from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def strategy(kind: str = "auto", devices=None) -> tf.distribute.Strategy:
+    """``"tpu"``, ``"mirrored"`` (all GPUs, or ``devices``), ``"default"`` (one device), or
+    ``"auto"``: a TPU if Colab offers one, Mirrored over 2+ GPUs, else the default strategy."""
+    if kind in ("auto", "tpu"):
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as e:
+            if kind == "tpu":
+                raise RuntimeError(f"no TPU found ({e}); on Colab pick Runtime > Change runtime type > TPU") from e
+    if kind == "mirrored" or (kind == "auto" and (devices or len(tf.config.list_physical_devices("GPU")) > 1)):
+        return tf.distribute.MirroredStrategy(devices)
+    if kind not in ("auto", "default"):
+        raise ValueError(f"strategy kind must be 'auto', 'tpu', 'mirrored' or 'default', got {kind!r}")
+    return tf.distribute.get_strategy()
+
+
+def synchronize_batchnorm(model: keras.Model) -> keras.Model:
+    """A copy of the functional ``model`` whose BatchNormalization layers are synchronised across
+    replicas (global batch statistics), with the same weights. Build it inside ``strategy.scope()``."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["synchronized"] = True
+    clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def per_replica_slices(strategy_: tf.distribute.Strategy, *tensors):
+    """Split host tensors along the batch axis into equal per-replica shares (replica i gets the
+    i-th share), as ``experimental_distribute_dataset`` splits a global batch."""
+    r = strategy_.num_replicas_in_sync
+
+    def share(ctx, t):
+        n = t.shape[0] // r
+        return t[ctx.replica_id_in_sync_group * n:(ctx.replica_id_in_sync_group + 1) * n]
+
+    for t in tensors:
+        if t.shape[0] % r:
+            raise ValueError(f"batch of {t.shape[0]} does not split into {r} equal replica shares")
+    return tuple(strategy_.experimental_distribute_values_from_function(lambda ctx, t=t: share(ctx, t))
+                 for t in tensors)

@@ -1,0 +1,127 @@
+"""The speed options keep the numbers right: mixed-precision policies (bfloat16 and float16 with loss
+scaling, float32 outputs and losses), XLA, steps_per_execution, and the benchmark's FLOP count.
+No timing here: speed is measured by benchmarks/train_step.py."""
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ganhelpers import data, precision
+from ganhelpers.configs import dcgan_config
+from ganhelpers.models import build_dcgan
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def real():
+    return data.to_float(data.digits(32)["images"][:64]).astype("float32")
+
+
+def _model(prec="float32", **training):
+    config = dcgan_config("smoke")
+    config["training"].update(precision=prec, **training)
+    return build_dcgan(config)
+
+
+def test_policy_for_picks_bf16_on_capable_cpus_fp16_on_gpus_and_float32_otherwise(tmp_path):
+    assert precision.policy_for("float32") == "float32"
+    assert precision.policy_for(None) == "float32"
+    assert precision.policy_for("mixed", device="gpu") == "mixed_float16"
+    assert precision.policy_for("mixed", device="tpu") == "mixed_bfloat16"
+    assert precision.policy_for("mixed", device="cpu", cpu_bf16=True) == "mixed_bfloat16"
+    assert precision.policy_for("mixed", device="cpu", cpu_bf16=False) == "float32"
+    assert precision.policy_for("mixed_bfloat16", device="cpu", cpu_bf16=False) == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        precision.policy_for("half")
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
+    assert precision.cpu_bf16_flags(info) == ["avx512_bf16"]
+    info.write_text("flags\t\t: fpu sse avx2\n")
+    assert precision.cpu_bf16_flags(info) == []
+
+
+def test_policy_scope_restores_the_global_policy():
+    before = keras.config.dtype_policy().name
+    with precision.policy_scope("mixed_bfloat16"):
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+
+
+@pytest.mark.parametrize("policy,compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_step_keeps_weights_outputs_and_losses_float32(real, policy, compute):
+    model = _model(policy)
+    assert keras.config.dtype_policy().name == "float32"  # building did not leak the policy
+    for net in (model.generator, model.discriminator):
+        assert precision.compute_dtype(net) == compute
+        assert all(v.dtype == "float32" for v in net.trainable_variables)
+    assert model.generator(model.sample_noise(4)).dtype == tf.float32  # images float32 in [-1, 1]
+    assert model.discriminator(real[:4]).dtype == tf.float32  # logits float32
+    scaled = isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (policy == "mixed_float16")  # only float16 needs loss scaling
+    before = [v.numpy() for v in model.generator.trainable_variables]
+    logs = model.train_on_batch(real, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    moved = [np.abs(a - v.numpy()).max() for a, v in zip(before, model.generator.trainable_variables, strict=True)]
+    assert min(moved) > 0  # every G weight got a finite, non-zero update
+
+
+def test_bfloat16_losses_track_float32_losses(real):
+    """Same weights, same batch: the first step's D loss on reals (computed before any update) agrees
+    to bfloat16's precision (8 bits of mantissa: ~1%), and the losses stay float32."""
+    f32, bf16 = _model("float32"), _model("mixed_bfloat16")
+    bf16.set_weights(f32.get_weights())
+    for m in (f32, bf16):
+        m.real_target_range.assign([0.9, 0.9])
+    a = f32.train_on_batch(real, return_dict=True)["d_loss_real"]
+    b = bf16.train_on_batch(real, return_dict=True)["d_loss_real"]
+    assert b == pytest.approx(a, rel=0.03)
+    logits = bf16.discriminator(real, training=False)
+    assert bf16.loss_fn.real(logits, 1.0).dtype == tf.float32
+
+
+def test_xla_computes_the_same_step(real):
+    """jit_compile=True (what ``training.jit_compile`` asks of ``compile``) changes how the step runs,
+    not what it computes: same weights, batch and noise give the same updated weights. (The noise is
+    passed in: XLA may draw a different stream from the model's RNG.)"""
+    plain, xla = _model(), _model()
+    xla.set_weights(plain.get_weights())
+    z = tf.random.stateless_normal((3 * 64, 1, 1, 100), (3, 4))
+    tf.function(plain.adversarial_step)(real, z[:64], z[64:])
+    tf.function(xla.adversarial_step, jit_compile=True)(real, z[:64], z[64:])
+    for a, b in zip(plain.get_weights(), xla.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+
+
+def test_steps_per_execution_computes_the_same_steps(real):
+    """``training.steps_per_execution`` (several steps per call: less host overhead for small steps)."""
+    ds = tf.data.Dataset.from_tensors(real).repeat()
+    plain, multi = _model(), _model(steps_per_execution=2)
+    multi.set_weights(plain.get_weights())
+    for m in (plain, multi):
+        m.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    assert int(multi.step.numpy()) == 2
+    for a, b in zip(plain.get_weights(), multi.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_benchmark_flop_count_matches_a_hand_count():
+    from train_step import dcgan_step_flops, layer_flops, pass_flops
+
+    g = keras.Sequential([keras.Input((1, 1, 10)), keras.layers.Conv2DTranspose(8, 4, name="t"),
+                          keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", name="t2")])
+    d = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 4, strides=2, padding="same", name="c"),
+                          keras.layers.Flatten(), keras.layers.Dense(1, name="d")])
+    # transposed conv: input pixels x k^2 x c_in x c_out; conv: output pixels x k^2 x c_in x c_out
+    assert dict(layer_flops(g)) == {"t": 2 * 1 * 16 * 10 * 8, "t2": 2 * 16 * 16 * 8 * 3}
+    assert dict(layer_flops(d)) == {"c": 2 * 16 * 16 * 3 * 4, "d": 2 * 64}
+    c, dense = 2 * 16 * 16 * 3 * 4, 2 * 64
+    assert pass_flops(d, trained=True, input_grad=False) == 3 * (c + dense) - c
+    assert pass_flops(d, trained=False, input_grad=True) == 2 * (c + dense)
+    g_fwd = 2 * 16 * 10 * 8 + 2 * 16 * 16 * 8 * 3
+    expected = 2 * (3 * (c + dense) - c) + g_fwd + 2 * (3 * g_fwd - 2 * 16 * 10 * 8 + 2 * (c + dense))
+    assert dcgan_step_flops(g, d) == expected

@@ -102,6 +102,10 @@ class GAN(keras.Model):
             initial_epoch = int(self.epoch.numpy())
         if initial_epoch >= epochs:
             log.warning("already trained for %d epochs (asked for %d): nothing to do", initial_epoch, epochs)
+        if isinstance(x, tf.data.Dataset):
+            # a tf.data pipeline shuffles itself (make_dataset does); Keras would warn that its
+            # default shuffle=True is ignored
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, epochs=epochs, callbacks=callbacks, initial_epoch=initial_epoch, **kwargs)
 
     def prepare_distributed(self) -> None:

@@ -47,6 +47,7 @@ from .pggan_layers import (
     upsample,
     upsample_images,
 )
+from .precision import policy_for, policy_scope, wrap_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,31 @@ class ProgressiveGAN(GAN):
 
     def __init__(self, resolution: int = 64, channels: int = 3, width: float = 1.0, latent_dim: int | None = None,
                  group_size: int = 4, gp_lambda: float = 10.0, drift: float = 1e-3, seed: int = 0,
-                 num_fixed: int = 36, **kwargs):
+                 num_fixed: int = 36, policy: str = "float32", **kwargs):
         res = resolutions(resolution)
+        with policy_scope(policy):  # every level's blocks compute in the policy's dtype
+            nets = self._build_blocks(res, channels, width, latent_dim, group_size)
+        nets["policy"] = policy
+        # Untracked by Keras (written to __dict__): the registry ``wire`` reads; the blocks are also
+        # tracked below as attributes so that ``model.weights`` lists every level's weights.
+        self.__dict__["_nets"] = nets
+        generator, discriminator = self.wire(0, False)
+        super().__init__(generator, discriminator, seed=seed, num_fixed=num_fixed, **kwargs)
+        self.g_blocks, self.d_blocks = nets["g_blocks"], nets["d_blocks"]
+        self.to_rgb, self.from_rgb = nets["to_rgb"], nets["from_rgb"]
+        self.alpha = nets["alpha"]
+        self.resolutions, self.channels, self.width = res, channels, width
+        self.group_size, self.gp_lambda, self.drift = group_size, gp_lambda, drift
+        self.phases = phase_list(len(res))
+        self.phase = _counter("phase")
+        self.level = _counter("level")
+        self.phase_images = _counter("phase_images")
+        self.images_seen = _counter("images_seen")
+        self._fading = False
+
+    @staticmethod
+    def _build_blocks(res, channels, width, latent_dim, group_size) -> dict:
+        """Every level's G block, D block, toRGB and fromRGB, and the shared alpha variable."""
         latent_dim = latent_dim or fmaps(START_RESOLUTION, width)
         alpha = tf.Variable(1.0, trainable=False, name="alpha")
         g_blocks, d_blocks, rgb_out, rgb_in = [], [], [], []
@@ -135,22 +159,8 @@ class ProgressiveGAN(GAN):
             d_blocks.append(discriminator_block(r, width, group_size, f"d_block_{r}"))
             rgb_out.append(_build(to_rgb(channels, f"to_rgb_{r}"), (r, r, fmaps(r, width))))
             rgb_in.append(_build(from_rgb(fmaps(r, width), f"from_rgb_{r}"), (r, r, channels)))
-        # Untracked by Keras (written to __dict__): the registry ``wire`` reads; the blocks are also
-        # tracked below as attributes so that ``model.weights`` lists every level's weights.
-        self.__dict__["_nets"] = dict(g_blocks=g_blocks, d_blocks=d_blocks, to_rgb=rgb_out, from_rgb=rgb_in,
-                                      alpha=alpha, channels=channels, resolutions=res, latent_dim=latent_dim)
-        generator, discriminator = self.wire(0, False)
-        super().__init__(generator, discriminator, seed=seed, num_fixed=num_fixed, **kwargs)
-        self.g_blocks, self.d_blocks, self.to_rgb, self.from_rgb = g_blocks, d_blocks, rgb_out, rgb_in
-        self.alpha = alpha
-        self.resolutions, self.channels, self.width = res, channels, width
-        self.group_size, self.gp_lambda, self.drift = group_size, gp_lambda, drift
-        self.phases = phase_list(len(res))
-        self.phase = _counter("phase")
-        self.level = _counter("level")
-        self.phase_images = _counter("phase_images")
-        self.images_seen = _counter("images_seen")
-        self._fading = False
+        return dict(g_blocks=g_blocks, d_blocks=d_blocks, to_rgb=rgb_out, from_rgb=rgb_in, alpha=alpha,
+                    channels=channels, resolutions=res, latent_dim=latent_dim)
 
     # The current level's networks change at every phase; they are plain attributes (not tracked
     # by Keras) because the blocks they are wired from are tracked and checkpointed already.
@@ -185,6 +195,11 @@ class ProgressiveGAN(GAN):
         by ``FadeInBlend(alpha)``: G = (1-a) * up(toRGB_{l-1}(h)) + a * toRGB_l(block_l(h)), D's input
         side = (1-a) * fromRGB_{l-1}(down(x)) + a * block_l(fromRGB_l(x))."""
         n = self.__dict__["_nets"]
+        with policy_scope(n["policy"]):  # the blend and resampling layers in the blocks' dtype
+            return self._wire(n, level, fading)
+
+    @staticmethod
+    def _wire(n, level, fading):
         if not 0 <= level < len(n["resolutions"]) or (fading and level == 0):
             raise ValueError(f"level must be in 0..{len(n['resolutions']) - 1} (fading only above 0), got "
                              f"level={level}, fading={fading}")
@@ -238,9 +253,7 @@ class ProgressiveGAN(GAN):
     def _adam(self):
         opt = keras.optimizers.Adam(**getattr(self, "_adam_args", {"learning_rate": 1e-3, "beta_1": 0.0,
                                                                   "beta_2": 0.99, "epsilon": 1e-8}))
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        return opt
+        return wrap_optimizer(opt, self.__dict__["_nets"]["policy"])
 
     def checkpoint_items(self) -> dict:
         """The base items (current optimizers, counters, fixed noise, RNG), every level's blocks and
@@ -498,7 +511,8 @@ def build_pggan(config: dict) -> ProgressiveGAN:
     m, t, d = config["model"], config["training"], config["data"]
     model = ProgressiveGAN(d["image_size"], d.get("channels", 3), width=m["width"], latent_dim=m.get("latent_dim"),
                            group_size=m.get("group_size", 4), gp_lambda=t["gp_lambda"], drift=t["drift"],
-                           seed=config.get("seed", 0), num_fixed=m.get("num_fixed", 36))
+                           seed=config.get("seed", 0), num_fixed=m.get("num_fixed", 36),
+                           policy=policy_for(t.get("precision", "float32")))
     model.compile(learning_rate=t["learning_rate"], beta_1=t["beta_1"], beta_2=t["beta_2"], epsilon=t["epsilon"],
                   run_eagerly=t.get("run_eagerly", False))
     for r in model.resolutions:

@@ -243,7 +243,7 @@ def mlp_generator(latent_dim: int, image_shape, units=(500, 500), name: str = "g
         x = layers.Activation("softplus", name=f"act{i}")(x)
     x = layers.Dense(int(np.prod(image_shape)), name="to_image")(x)
     x = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return keras.Model(z, layers.Reshape(tuple(image_shape))(x), name=name)
+    return keras.Model(z, layers.Reshape(tuple(image_shape), dtype="float32", name="image")(x), name=name)
 
 
 # -- the logit trick and the losses ---------------------------------------------------------------
@@ -371,14 +371,18 @@ def _body_kwargs(config):
 
 def build_sgan(config: dict, num_classes: int = 10) -> SGAN:
     """Generator, discriminator and SGAN from a config (see :func:`sgan_config`), compiled."""
+    from .precision import policy_for, policy_scope, wrap_optimizer
+
     shape, s, t = _image_shape(config), config["sgan"], config["training"]
     g = config["generator"]
-    generator = mlp_generator(g["latent_dim"], shape, g.get("units", (500, 500)))
-    discriminator = build_discriminator(shape, num_classes, s["formulation"], **_body_kwargs(config))
+    policy = policy_for(t.get("precision", "float32"))
+    with policy_scope(policy):  # heads, features and images stay float32 under mixed precision
+        generator = mlp_generator(g["latent_dim"], shape, g.get("units", (500, 500)))
+        discriminator = build_discriminator(shape, num_classes, s["formulation"], **_body_kwargs(config))
     model = SGAN(generator, discriminator, formulation=s["formulation"], generator_loss=s["generator_loss"],
                  unsup_weight=s.get("unsup_weight", 1.0), seed=config.get("seed", 0))
-    model.compile(d_optimizer=keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"]),
-                  g_optimizer=keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"]),
+    model.compile(d_optimizer=wrap_optimizer(keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"]), policy),
+                  g_optimizer=wrap_optimizer(keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"]), policy),
                   jit_compile=t.get("jit_compile", False))
     return model
 
@@ -433,14 +437,19 @@ def train_baseline(config: dict, x_labelled, y_labelled, seed: int | None = None
     b, d = config["baseline"], config["data"]
     seed = config.get("seed", 0) if seed is None else seed
     seed_everything(seed)
-    model = build_classifier(_image_shape(config), num_classes, **_body_kwargs(config))
-    model.compile(optimizer=keras.optimizers.Adam(b["lr"], beta_1=config["training"]["beta_1"]),
+    from .precision import policy_for, policy_scope, wrap_optimizer
+
+    policy = policy_for(config["training"].get("precision", "float32"))
+    with policy_scope(policy):  # the same precision as the SGAN it is compared with
+        model = build_classifier(_image_shape(config), num_classes, **_body_kwargs(config))
+    model.compile(optimizer=wrap_optimizer(keras.optimizers.Adam(b["lr"], beta_1=config["training"]["beta_1"]),
+                                           policy),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   jit_compile=config["training"].get("jit_compile", False))
     ds = data_lib.make_dataset(x_labelled, d.get("labelled_batch_size", d["batch_size"]), labels=y_labelled,
                                seed=seed, repeat=True, drop_remainder=False)
     steps_per_epoch = steps_per_epoch or b.get("steps_per_epoch") or max(1, len(x_labelled) // d["batch_size"])
-    model.fit(ds, epochs=b["epochs"], steps_per_epoch=steps_per_epoch, verbose=0)
+    model.fit(ds, epochs=b["epochs"], steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False)
     return model
 
 

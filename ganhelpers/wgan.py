@@ -468,6 +468,14 @@ def wgan_config(preset: str = "smoke", **overrides) -> dict:
 def build_wgan(config: dict, variant: str = "clip") -> WGAN:
     """``variant="clip"``: WGAN with weight clipping; ``"gp"``: WGAN-GP. Both share the generator
     architecture (and, with the same seed, its initial weights); compiled."""
+    from .precision import policy_for, policy_scope, wrap_optimizer
+
+    policy = policy_for(config.get("training", {}).get("precision", "float32"))
+    with policy_scope(policy):  # mixed precision: float32 output layers, float32 losses
+        return _build_wgan(config, variant, policy, wrap_optimizer)
+
+
+def _build_wgan(config, variant, policy, wrap_optimizer):
     data, g, c = config["data"], dict(config["generator"]), dict(config["critic"])
     size, channels = data["image_size"], data["channels"]
     use_bias = c.pop("use_bias", True)
@@ -480,7 +488,8 @@ def build_wgan(config: dict, variant: str = "clip") -> WGAN:
         if w.get("batchnorm_gamma") is not None:
             set_batchnorm_gamma(critic, w["batchnorm_gamma"])
         model = WGAN(generator, critic, clip_value=w["clip_value"], schedule=w["schedule"], seed=seed)
-        model.compile(rmsprop(w["learning_rate"], w["rho"]), rmsprop(w["learning_rate"], w["rho"]))
+        model.compile(wrap_optimizer(rmsprop(w["learning_rate"], w["rho"]), policy),
+                      wrap_optimizer(rmsprop(w["learning_rate"], w["rho"]), policy))
     elif variant == "gp":
         w = config["gp"]
         c.update(batchnorm=False, init_stddev=w.get("init_stddev", c.get("init_stddev")))
@@ -488,7 +497,7 @@ def build_wgan(config: dict, variant: str = "clip") -> WGAN:
         critic = critic if use_bias else without_biases(critic)
         model = WGANGP(generator, critic, gp_weight=w["gp_weight"], n_critic=w["n_critic"], seed=seed)
         adam = lambda: keras.optimizers.Adam(w["learning_rate"], beta_1=w["beta_1"], beta_2=w["beta_2"])  # noqa: E731
-        model.compile(adam(), adam())
+        model.compile(wrap_optimizer(adam(), policy), wrap_optimizer(adam(), policy))
     else:
         raise ValueError(f"variant must be 'clip' (weight clipping) or 'gp' (gradient penalty), got {variant!r}")
     return model

@@ -125,3 +125,17 @@ def test_benchmark_flop_count_matches_a_hand_count():
     g_fwd = 2 * 16 * 10 * 8 + 2 * 16 * 16 * 8 * 3
     expected = 2 * (3 * (c + dense) - c) + g_fwd + 2 * (3 * g_fwd - 2 * 16 * 10 * 8 + 2 * (c + dense))
     assert dcgan_step_flops(g, d) == expected
+
+
+def test_graph_flop_count_agrees_with_the_layer_count():
+    """The PGGAN case reads FLOPs off the traced graph; on the DCGAN (transposed convolutions,
+    convolutions, a dense head) both counts must agree exactly."""
+    from train_step import graph_flops, layer_flops
+
+    model = _model()
+    g, d = model.generator, model.discriminator
+    assert graph_flops(g, g.input.shape[1:]) == sum(f for _, f in layer_flops(g))
+    assert graph_flops(d, d.input.shape[1:]) == sum(f for _, f in layer_flops(d))
+    # and on a dense layer: 2 x in x out
+    dense = keras.Sequential([keras.Input((7,)), keras.layers.Dense(5)])
+    assert graph_flops(dense, (7,)) == 2 * 7 * 5

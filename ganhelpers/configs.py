@@ -66,15 +66,26 @@ DCGAN_PRESETS["smoke"]["discriminator"]["base_filters"] = 8
 DCGAN_PRESETS["smoke"]["training"].update(epochs=1, snapshot_every=5, checkpoint_every_steps=10)
 
 
-def dcgan_config(preset: str = "demo", **overrides) -> dict:
-    """A deep copy of a DCGAN preset (``full``, ``paper``, ``demo``, ``smoke``); keyword arguments
-    replace whole top-level sections or values (``dcgan_config("demo", seed=1)``)."""
-    if preset not in DCGAN_PRESETS:
-        raise ValueError(f"unknown DCGAN preset {preset!r}; choose one of {sorted(DCGAN_PRESETS)}")
-    config = copy.deepcopy(DCGAN_PRESETS[preset])
-    for key, value in overrides.items():
+def merge_config(config: dict, changes: dict) -> dict:
+    """``config`` with ``changes`` applied in place: a dict updates the section of the same name
+    (one level deep), anything else replaces the value."""
+    for key, value in changes.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key].update(value)
         else:
             config[key] = value
     return config
+
+
+def preset_config(presets: dict, preset: str, kind: str, **overrides) -> dict:
+    """A deep copy of ``presets[preset]`` with ``overrides`` merged (:func:`merge_config`); an
+    unknown preset is a ValueError that lists the known ones. The models' ``*_config`` use it."""
+    if preset not in presets:
+        raise ValueError(f"unknown {kind} preset {preset!r}; choose one of {sorted(presets)}")
+    return merge_config(copy.deepcopy(presets[preset]), overrides)
+
+
+def dcgan_config(preset: str = "demo", **overrides) -> dict:
+    """A deep copy of a DCGAN preset (``full``, ``paper``, ``demo``, ``smoke``); keyword arguments
+    replace top-level values or update sections (``dcgan_config("demo", seed=1)``)."""
+    return preset_config(DCGAN_PRESETS, preset, "DCGAN", **overrides)

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import data as data_lib
 from . import losses as losses_lib
+from .configs import merge_config
 from .experiment import DEFAULT_ROOT, atomic_write, load_results, open_run
 
 log = logging.getLogger(__name__)
@@ -248,15 +249,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 SMOKE_VARIANTS = ("dcgan1", "dcgan2")
 
 
-def _merge(config: dict, changes: dict) -> dict:
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    return config
-
-
 def variant_config(name: str, preset: str = "full", **overrides) -> dict:
     """The config of variant ``name`` (see :data:`VARIANTS`) in preset ``full`` or ``smoke``;
     keyword arguments replace whole top-level values or update sections
@@ -266,8 +258,8 @@ def variant_config(name: str, preset: str = "full", **overrides) -> dict:
     if preset not in DOGS_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose 'full' or 'smoke'")
     description, changes = VARIANTS[name]
-    config = _merge(copy.deepcopy(DOGS_PRESETS[preset]), copy.deepcopy(changes))
-    config = _merge(config, copy.deepcopy(overrides))
+    config = merge_config(copy.deepcopy(DOGS_PRESETS[preset]), copy.deepcopy(changes))
+    config = merge_config(config, copy.deepcopy(overrides))
     config["variant"], config["description"] = name, description
     t = config["training"]
     losses_lib.get(t["loss"])  # an unknown loss fails here, not after the data has loaded

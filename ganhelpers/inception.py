@@ -83,11 +83,18 @@ class Extractor:
     def preprocess(self, images) -> tf.Tensor:
         raise NotImplementedError
 
+    has_classifier = False
+    _run = None  # subclasses: preprocessed batch -> (pool features, [classifier probabilities])
+
     def features(self, batch) -> np.ndarray:
-        raise NotImplementedError
+        if self._run is None:
+            raise NotImplementedError
+        return self._run(tf.convert_to_tensor(batch, tf.float32))[0].numpy()
 
     def probabilities(self, batch) -> np.ndarray:
-        raise NotImplementedError(f"{self.name} has no classifier head for the Inception Score")
+        if not self.has_classifier:
+            raise NotImplementedError(f"{self.name} has no classifier head for the Inception Score")
+        return self._run(tf.convert_to_tensor(batch, tf.float32))[1].numpy()
 
     def __call__(self, images) -> np.ndarray:
         return self.features(self.preprocess(images))
@@ -138,14 +145,6 @@ class KerasInception(Extractor):
 
     def preprocess(self, images) -> tf.Tensor:
         return resize_299(to_unit_range(images))
-
-    def features(self, batch) -> np.ndarray:
-        return self._run(tf.convert_to_tensor(batch, tf.float32))[0].numpy()
-
-    def probabilities(self, batch) -> np.ndarray:
-        if not self.has_classifier:
-            return super().probabilities(batch)
-        return self._run(tf.convert_to_tensor(batch, tf.float32))[1].numpy()
 
 
 class Inception2015Graph(Extractor):
@@ -201,14 +200,6 @@ class Inception2015Graph(Extractor):
         if self.resize == "antialias":
             x = resize_299(x)
         return (x + 1.0) * 127.5  # the graph's input range is 0..255
-
-    def features(self, batch) -> np.ndarray:
-        return self._run(tf.convert_to_tensor(batch, tf.float32))[0].numpy()
-
-    def probabilities(self, batch) -> np.ndarray:
-        if not self.has_classifier:
-            return super().probabilities(batch)
-        return self._run(tf.convert_to_tensor(batch, tf.float32))[1].numpy()
 
 
 def inception_extractor(weights="imagenet", resize: str = "graph") -> Extractor:

@@ -18,7 +18,6 @@ authors' train.py does (``reset_opt_for_new_lod``: whenever floor or ceil of the
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 
@@ -30,6 +29,7 @@ from keras import layers
 from . import callbacks as cb
 from . import data as data_lib
 from . import images as images_lib
+from .configs import preset_config
 from .experiment import Run, open_run, seed_everything
 from .models import GAN, _counter, real_images
 from .pggan_layers import (
@@ -488,15 +488,7 @@ PGGAN_PRESETS: dict[str, dict] = {
 def pggan_config(preset: str = "full", **overrides) -> dict:
     """A deep copy of a PGGAN preset (``paper``, ``full``, ``smoke``); keyword arguments replace
     top-level values or update sections (``pggan_config("smoke", model={"width": 0.125})``)."""
-    if preset not in PGGAN_PRESETS:
-        raise ValueError(f"unknown PGGAN preset {preset!r}; choose one of {sorted(PGGAN_PRESETS)}")
-    config = copy.deepcopy(PGGAN_PRESETS[preset])
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    return config
+    return preset_config(PGGAN_PRESETS, preset, "PGGAN", **overrides)
 
 
 def batch_size_at(config: dict, resolution: int) -> int:

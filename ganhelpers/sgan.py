@@ -33,6 +33,7 @@ from keras import layers
 
 from . import callbacks as cb
 from . import data as data_lib
+from .configs import preset_config
 from .experiment import Run, open_run, seed_everything
 from .models import GAN
 
@@ -94,15 +95,7 @@ SGAN_PRESETS["smoke"]["sweep"] = {"per_class": [2, 5], "epochs": 1}
 def sgan_config(preset: str = "digits", **overrides) -> dict:
     """A deep copy of an SGAN preset (``full``, ``digits``, ``smoke``); keyword arguments replace whole
     top-level values or update sections (``sgan_config("digits", labels={"per_class": 10})``)."""
-    if preset not in SGAN_PRESETS:
-        raise ValueError(f"unknown SGAN preset {preset!r}; choose one of {sorted(SGAN_PRESETS)}")
-    config = copy.deepcopy(SGAN_PRESETS[preset])
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    return config
+    return preset_config(SGAN_PRESETS, preset, "SGAN", **overrides)
 
 
 # -- data -----------------------------------------------------------------------------------------

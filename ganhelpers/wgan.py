@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses as losses_lib
+from .configs import preset_config
 from .experiment import Run
 from .layers import dcgan_discriminator, dcgan_generator
 from .models import GAN, _counter, real_images
@@ -454,15 +455,7 @@ WGAN_PRESETS["smoke"]["training"].update(generator_iterations=6, snapshot_every=
 def wgan_config(preset: str = "smoke", **overrides) -> dict:
     """A deep copy of a WGAN preset (``full``, ``smoke``); keyword arguments replace top-level
     values or update sections (``wgan_config("smoke", training={"generator_iterations": 20})``)."""
-    if preset not in WGAN_PRESETS:
-        raise ValueError(f"unknown WGAN preset {preset!r}; choose one of {sorted(WGAN_PRESETS)}")
-    config = copy.deepcopy(WGAN_PRESETS[preset])
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    return config
+    return preset_config(WGAN_PRESETS, preset, "WGAN", **overrides)
 
 
 def build_wgan(config: dict, variant: str = "clip") -> WGAN:

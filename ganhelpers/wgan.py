@@ -465,10 +465,13 @@ def build_wgan(config: dict, variant: str = "clip") -> WGAN:
 
     policy = policy_for(config.get("training", {}).get("precision", "float32"))
     with policy_scope(policy):  # mixed precision: float32 output layers, float32 losses
-        return _build_wgan(config, variant, policy, wrap_optimizer)
+        model, optimizers = _build_wgan(config, variant)
+    model.compile(*(wrap_optimizer(opt, policy) for opt in optimizers))
+    return model
 
 
-def _build_wgan(config, variant, policy, wrap_optimizer):
+def _build_wgan(config: dict, variant: str):
+    """The (uncompiled) model and its (critic, generator) optimizers."""
     data, g, c = config["data"], dict(config["generator"]), dict(config["critic"])
     size, channels = data["image_size"], data["channels"]
     use_bias = c.pop("use_bias", True)
@@ -481,8 +484,7 @@ def _build_wgan(config, variant, policy, wrap_optimizer):
         if w.get("batchnorm_gamma") is not None:
             set_batchnorm_gamma(critic, w["batchnorm_gamma"])
         model = WGAN(generator, critic, clip_value=w["clip_value"], schedule=w["schedule"], seed=seed)
-        model.compile(wrap_optimizer(rmsprop(w["learning_rate"], w["rho"]), policy),
-                      wrap_optimizer(rmsprop(w["learning_rate"], w["rho"]), policy))
+        optimizers = rmsprop(w["learning_rate"], w["rho"]), rmsprop(w["learning_rate"], w["rho"])
     elif variant == "gp":
         w = config["gp"]
         c.update(batchnorm=False, init_stddev=w.get("init_stddev", c.get("init_stddev")))
@@ -490,10 +492,10 @@ def _build_wgan(config, variant, policy, wrap_optimizer):
         critic = critic if use_bias else without_biases(critic)
         model = WGANGP(generator, critic, gp_weight=w["gp_weight"], n_critic=w["n_critic"], seed=seed)
         adam = lambda: keras.optimizers.Adam(w["learning_rate"], beta_1=w["beta_1"], beta_2=w["beta_2"])  # noqa: E731
-        model.compile(wrap_optimizer(adam(), policy), wrap_optimizer(adam(), policy))
+        optimizers = adam(), adam()
     else:
         raise ValueError(f"variant must be 'clip' (weight clipping) or 'gp' (gradient penalty), got {variant!r}")
-    return model
+    return model, optimizers
 
 
 def train_wgan(config: dict, variant: str = "clip", run: Run | None = None, images=None, root=None,

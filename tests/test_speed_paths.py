@@ -86,15 +86,20 @@ def test_bfloat16_losses_track_float32_losses(real):
 
 def test_xla_computes_the_same_step(real):
     """jit_compile=True (what ``training.jit_compile`` asks of ``compile``) changes how the step runs,
-    not what it computes: same weights, batch and noise give the same updated weights. (The noise is
-    passed in: XLA may draw a different stream from the model's RNG.)"""
+    not what it computes: same weights, batch and noise give the same update of every variable, to
+    1% of that update's size (XLA fuses and reorders float32 sums, so single elements whose update
+    is ~0 may differ relatively more; an elementwise check was flaky for that reason). The noise is
+    passed in: XLA may draw a different stream from the model's RNG."""
     plain, xla = _model(), _model()
     xla.set_weights(plain.get_weights())
+    start = plain.get_weights()
     z = tf.random.stateless_normal((3 * 64, 1, 1, 100), (3, 4))
     tf.function(plain.adversarial_step)(real, z[:64], z[64:])
     tf.function(xla.adversarial_step, jit_compile=True)(real, z[:64], z[64:])
-    for a, b in zip(plain.get_weights(), xla.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    for w0, a, b in zip(start, plain.get_weights(), xla.get_weights(), strict=True):
+        update = np.linalg.norm(a - w0)
+        assert update > 0
+        assert np.linalg.norm(b - a) <= 0.01 * update, (np.linalg.norm(b - a), update)
 
 
 def test_steps_per_execution_computes_the_same_steps(real):

@@ -2,10 +2,12 @@
 matmul peak, measured in the same run.
 
 For each case (model x batch size x precision [x XLA]) it prints images/s (real images consumed per
-second), the FLOPs one image costs, the achieved GFLOP/s and, last, the ratio to the matmul peak of
-the same dtype measured right before the case (``_peak.measure_matmul_peak``: on a shared machine a
-case and its own yardstick see the same load) and the speed-up over the float32 step of the same
-model and batch size.
+second; the fastest of ``--repeats`` timed calls), the FLOPs one image costs, the achieved GFLOP/s
+and, last, the ratio to the matmul peak of the same dtype (``_peak.measure_matmul_peak``, the larger
+of the readings right before and right after the case: on a shared machine a case and its own
+yardstick see the same load) and the speed-up over the float32 step of the same model and batch
+size. ``--conv native auto`` times each case with TensorFlow's strided-convolution ops and with the
+phase form of ``ganhelpers.fastconv`` (the default on CPUs) and prints the speed-up.
 
 FLOPs are counted analytically from the layer shapes (multiply-adds x 2 of every Conv2D,
 Conv2DTranspose and Dense; BatchNorm, activations and the optimizer are not counted). A trained
@@ -21,6 +23,7 @@ Conv2D, Conv2DBackpropInput, MatMul); the gradient penalty's double backpropagat
 
     python benchmarks/train_step.py                       # all models, float32 and mixed_bfloat16
     python benchmarks/train_step.py --models dcgan --batch 64 --precision float32 --jit
+    python benchmarks/train_step.py --models dcgan wgan --precision float32 --conv native auto
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _peak import bf16_supported, measure_matmul_peak  # noqa: E402
 
-from ganhelpers import pggan, wgan  # noqa: E402
+from ganhelpers import fastconv, pggan, wgan  # noqa: E402
 from ganhelpers.configs import dcgan_config  # noqa: E402
 from ganhelpers.models import build_dcgan  # noqa: E402
 from ganhelpers.precision import cpu_bf16_flags  # noqa: E402
+
+REPEATS = 2  # timed calls per case (--repeats)
 
 
 def layer_flops(model: keras.Model) -> list[tuple[str, float]]:
@@ -117,13 +122,17 @@ def pggan_step_flops(g_fwd: float, d_fwd: float) -> float:
 
 
 def _time_fit(model, real, steps: int) -> float:
-    """Seconds for ``steps`` steps of ``model.fit`` on one batch held in memory, after a warm-up
-    (trace) call of the same length."""
+    """Seconds for ``steps`` steps of ``model.fit`` on one batch held in memory: the fastest of
+    ``REPEATS`` (--repeats) timed calls after a warm-up (trace) call of the same length; on a shared
+    machine the minimum is the least disturbed measurement."""
     dataset = tf.data.Dataset.from_tensors(real).repeat()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    return time.perf_counter() - start
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = "full") -> tuple[float, float]:
@@ -187,7 +196,11 @@ def main(argv=None) -> None:
     p.add_argument("--preset", default="full", help="DCGAN preset: full (the bird experiment) or paper")
     p.add_argument("--pggan-size", type=int, default=64, help="PGGAN level to time (its preset batch)")
     p.add_argument("--peak-seconds", type=float, default=2.0)
+    p.add_argument("--repeats", type=int, default=REPEATS, help="timed calls per case; the fastest counts")
+    p.add_argument("--conv", nargs="+", default=["auto"], choices=["auto", "native", "phases"],
+                   help="strided-convolution path (ganhelpers.fastconv.set_mode); several compare them")
     args = p.parse_args(argv)
+    globals()["REPEATS"] = args.repeats
 
     print(f"TensorFlow {tf.__version__}, devices {[d.name for d in tf.config.list_logical_devices()]}, "
           f"CPU bf16 flags: {cpu_bf16_flags() or 'none'}, intra/inter-op threads "
@@ -202,13 +215,15 @@ def main(argv=None) -> None:
         for batch in batches:
             for precision in args.precision:
                 for jit in ([False, True] if args.jit else [False]):
-                    cases.append((name, batch, precision, jit))
+                    for conv in args.conv:
+                        cases.append((name, batch, precision, jit, conv))
 
     rows = []
-    for name, batch, precision, jit in cases:
+    for name, batch, precision, jit, conv in cases:
         dt = peak_dtype.get(precision, "float32")
         dt = dt if (dt != "bfloat16" or bf16) else "float32"
         peak = measure_matmul_peak(dt, seconds=args.peak_seconds)  # this case's own yardstick
+        fastconv.set_mode(conv)  # read when the step is traced, i.e. inside time_*
         if name == "dcgan":
             ips, flops = time_dcgan(batch, precision, jit, args.steps, args.preset)
             label = f"dcgan64 {args.preset} batch={batch}"
@@ -218,14 +233,22 @@ def main(argv=None) -> None:
         else:
             ips, flops = time_pggan(batch, precision, jit, args.steps, args.pggan_size)
             label = f"pggan{args.pggan_size} full"
-        rows.append((name, batch, precision, jit, label, ips, flops, dt, peak))
+        # The yardstick: the larger of the peak before and after the case (conservative).
+        peak = max(peak, measure_matmul_peak(dt, seconds=args.peak_seconds))
+        if len(args.conv) > 1:
+            label += f" conv={conv}"
+        rows.append((name, batch, precision, jit, conv, label, ips, flops, dt, peak))
         print(f"  measured {label} {precision}{' xla' if jit else ''}: {ips:.2f} images/s", flush=True)
+    fastconv.set_mode("auto")
 
-    fp32 = {(n, b, j): ips for n, b, pr, j, _, ips, _, _, _ in rows if pr == "float32"}
-    for name, batch, precision, jit, label, ips, flops, dt, peak in rows:
+    fp32 = {(n, b, j, c): ips for n, b, pr, j, c, _, ips, *_ in rows if pr == "float32"}
+    native = {(n, b, pr, j): ips for n, b, pr, j, c, _, ips, *_ in rows if c == "native"}
+    for name, batch, precision, jit, conv, label, ips, flops, dt, peak in rows:
         gflops = ips * flops / 1e9
-        ref = fp32.get((name, batch, jit))
+        ref = fp32.get((name, batch, jit, conv))
         speedup = f", x{ips / ref:.2f} of float32" if ref and precision != "float32" else ""
+        ref = native.get((name, batch, precision, jit))
+        speedup += f", x{ips / ref:.2f} of conv=native" if ref and conv != "native" else ""
         print(f"{label} {precision}{' xla' if jit else ''}: {ips:.2f} images/s, {flops / 1e9:.2f} GFLOP/image, "
               f"{gflops:.1f} GFLOP/s; ratio to {dt} matmul peak {peak:.1f} GFLOP/s: {gflops / peak:.2f}{speedup}")
 

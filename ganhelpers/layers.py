@@ -23,6 +23,8 @@ import math
 import keras
 from keras import layers
 
+from .fastconv import PhaseConv2D, PhaseConv2DTranspose
+
 # Radford et al. 2015, section 4: "All weights were initialized from a zero-centered Normal
 # distribution with standard deviation 0.02"; the PyTorch reference also draws BatchNorm's gamma
 # from N(1, 0.02). PyTorch BatchNorm defaults: momentum 0.1 (= Keras momentum 0.9), eps 1e-5.
@@ -77,7 +79,7 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     z = keras.Input((1, 1, latent_dim), name="noise")
     filters = base_filters * 2 ** (k - 1)
     if projection == "conv":
-        x = layers.Conv2DTranspose(filters, start_size, strides=1, padding="valid", use_bias=use_bias,
+        x = PhaseConv2DTranspose(filters, start_size, strides=1, padding="valid", use_bias=use_bias,
                                    kernel_initializer=init, name="project")(z)
     elif projection == "dense":
         x = layers.Flatten()(z)
@@ -90,12 +92,12 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     x = activation(activation_name, layer_name="project_act")(x)
     for i in range(1, k):
         filters //= 2
-        x = layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=use_bias,
+        x = PhaseConv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=use_bias,
                                    kernel_initializer=init, name=f"up{i}")(x)
         x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"up{i}_bn")(x)
         x = activation(activation_name, layer_name=f"up{i}_act")(x)
     # No BatchNorm on the output layer (guideline); the bias stays, as in the reference's Tanh layer.
-    x = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same", kernel_initializer=init,
+    x = PhaseConv2DTranspose(channels, kernel_size, strides=2, padding="same", kernel_initializer=init,
                                name="to_image")(x)
     # float32 output so mixed-precision runs still produce float32 images.
     out = layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -121,7 +123,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
     filters = base_filters
     for i in range(k):
         first = i == 0
-        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=use_bias or first,
+        x = PhaseConv2D(filters, kernel_size, strides=2, padding="same", use_bias=use_bias or first,
                           kernel_initializer=init, name=f"down{i}")(x)
         if batchnorm and not first:
             x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"down{i}_bn")(x)
@@ -130,7 +132,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
             x = layers.Dropout(dropout, name=f"down{i}_dropout")(x)
         filters *= 2
     if head == "conv":
-        x = layers.Conv2D(1, start_size, strides=1, padding="valid", kernel_initializer=init, name="logit")(x)
+        x = PhaseConv2D(1, start_size, strides=1, padding="valid", kernel_initializer=init, name="logit")(x)
         x = layers.Flatten()(x)
     elif head == "dense":
         x = layers.Flatten()(x)

@@ -1,0 +1,196 @@
+"""Strided convolutions whose transposed half runs as fast as a plain convolution on the CPU.
+
+A stride-2 transposed convolution (the generator's upsampling layer, and the input gradient of
+every strided convolution in the discriminator) is ``Conv2DBackpropInput`` in TensorFlow. On the
+CPU here that op reaches 0.24-0.76 of the fp32 matmul peak, while a plain stride-1 ``Conv2D`` of the
+same FLOPs reaches about 1.0 (``python benchmarks/conv_ops.py``). A stride-``s`` transposed
+convolution is ``s * s`` interleaved stride-1 convolutions ("phases"): output row ``s*m + r`` only
+ever meets the kernel taps ``t = t0(r), t0(r) + s, ...``, so each phase is a small convolution of the
+input with a strided slice of the kernel, and ``depth_to_space`` interleaves the results. Every
+multiply-add of the original operation is done once, none is added.
+
+:func:`conv2d_transpose` and :func:`conv2d` wrap this in ``tf.custom_gradient`` so each of the three
+products of a layer (forward, input gradient, weight gradient) uses the fastest op:
+
+==================  ========================  =======================================
+layer               forward                   input gradient
+==================  ========================  =======================================
+transposed conv     phases (was the slow op)  ``Conv2D`` (as TensorFlow's own gradient)
+strided conv        ``Conv2D``                phases (was the slow op)
+==================  ========================  =======================================
+
+and the weight gradient stays ``Conv2DBackpropFilter``, as in TensorFlow's own gradients. The
+gradient functions are ordinary differentiable ops, so a gradient penalty (WGAN-GP) can
+differentiate through them again.
+
+:class:`PhaseConv2DTranspose` and :class:`PhaseConv2D` are the Keras layers (same weights, same
+config, same results as ``Conv2DTranspose`` / ``Conv2D`` to float rounding) the DCGAN builders use.
+The phase path is taken for ``padding="same"``, channels-last, no dilation, a kernel at least the
+stride and at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and
+on GPUs/TPUs (whose libraries run the transposed op well), the layers call the native op.
+:func:`set_mode` forces one path (``"native"``, ``"phases"``) or restores ``"auto"``.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+# Below this many output channels of the transposed operation (the generator's RGB layer, the input
+# gradient of D's first layer) a phase is a matmul with a tiny N and the native op wins (measured:
+# 64 -> 3 channels at 32x32, native 0.31 of the matmul peak, phases 0.09).
+MIN_PHASE_CHANNELS = 16
+
+_MODES = ("auto", "phases", "native")
+_mode = "auto"
+
+
+def set_mode(mode: str) -> str:
+    """Choose the path of :class:`PhaseConv2D` / :class:`PhaseConv2DTranspose` for functions traced
+    from now on: ``"auto"`` (phases on a CPU-only machine), ``"phases"`` or ``"native"``. Returns the
+    previous mode."""
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    previous, _mode = _mode, mode
+    return previous
+
+
+def get_mode() -> str:
+    return _mode
+
+
+def _accelerator_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _phase_taps(size_in: int, kernel: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """For each output phase ``r`` of a 'same' transposed convolution of an input of ``size_in``:
+    (first kernel tap, number of taps, padding before, padding after) of its stride-1 convolution.
+
+    The transposed convolution is the input gradient of ``y = conv2d(u, k, stride, 'same')`` with
+    ``len(u) = stride * size_in``: ``y[i] = sum_t k[t] u[stride*i + t - P]`` with TensorFlow's 'same'
+    padding ``P = max(kernel - stride, 0) // 2`` before. Hence ``u[stride*m + r]`` collects
+    ``k[t] x[i]`` over ``t = t0 + stride*j`` (``t0 = (r + P) mod stride``) and ``i = m + c - j``
+    (``c = (r + P - t0) / stride``): a correlation of ``x`` with the reversed taps, padded by
+    ``taps - 1 - c`` before and ``c`` after so that each phase has ``size_in`` outputs.
+    """
+    pad = max(kernel - stride, 0) // 2
+    out = []
+    for r in range(stride):
+        t0 = (r + pad) % stride
+        taps = -(-(kernel - t0) // stride)
+        c = (r + pad - t0) // stride
+        out.append((t0, taps, taps - 1 - c, c))
+    return out
+
+
+def phases_supported(kernel_size, strides, in_size, out_size) -> bool:
+    """Whether the phase form computes this 'same' transposed convolution (per spatial axis: a
+    kernel at least the stride, output exactly ``stride * input``, and no negative padding)."""
+    for k, s, n_in, n_out in zip(kernel_size, strides, in_size, out_size, strict=True):
+        if n_in is None or n_out is None or s < 1 or k < s or n_out != s * n_in:
+            return False
+        if any(before < 0 or after < 0 for _, _, before, after in _phase_taps(n_in, k, s)):
+            return False
+    return True
+
+
+def conv2d_transpose_phases(x: tf.Tensor, kernel: tf.Tensor, strides) -> tf.Tensor:
+    """``tf.nn.conv2d_transpose(x, kernel, (n, sh*h, sw*w, c_out), strides, "SAME")`` for NHWC ``x``
+    and a kernel (kh, kw, c_out, c_in), computed as ``sh * sw`` stride-1 convolutions (no gradient of
+    its own: use :func:`conv2d_transpose` for training)."""
+    sh, sw = strides
+    if sh != sw:  # depth_to_space interleaves square blocks
+        raise ValueError(f"the phase form needs equal strides, got {strides}")
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    rows = _phase_taps(x.shape[1], kh, sh)
+    cols = _phase_taps(x.shape[2], kw, sw)
+    outs = []
+    for t0r, _, br, ar in rows:
+        for t0c, _, bc, ac in cols:
+            # Taps t0, t0 + s, ... reversed (correlation order); (kh', kw', c_out, c_in) -> (.., c_in, c_out).
+            sub = tf.transpose(kernel[t0r::sh, t0c::sw][::-1, ::-1], (0, 1, 3, 2))
+            xp = tf.pad(x, [[0, 0], [br, ar], [bc, ac], [0, 0]])
+            outs.append(tf.nn.conv2d(xp, sub, 1, "VALID"))
+    if sh == 1:
+        return outs[0]
+    # Channel block r_row * s + r_col holds phase (r_row, r_col): depth_to_space's order.
+    return tf.nn.depth_to_space(tf.concat(outs, axis=-1), sh)
+
+
+def conv2d_transpose(x: tf.Tensor, kernel: tf.Tensor, strides) -> tf.Tensor:
+    """'same' transposed convolution (output ``strides * input``): phases forward, ``Conv2D`` input
+    gradient, ``Conv2DBackpropFilter`` weight gradient."""
+    s = [1, *strides, 1]
+
+    @tf.custom_gradient
+    def op(x, kernel):
+        def grad(dy):
+            dx = tf.nn.conv2d(dy, kernel, s, "SAME")
+            dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=x,
+                                                 strides=s, padding="SAME")
+            return dx, dk
+
+        return conv2d_transpose_phases(x, kernel, strides), grad
+
+    return op(x, kernel)
+
+
+def conv2d(x: tf.Tensor, kernel: tf.Tensor, strides) -> tf.Tensor:
+    """'same' strided convolution (``x`` side exactly ``strides *`` output side): ``Conv2D``
+    forward, phases input gradient, ``Conv2DBackpropFilter`` weight gradient."""
+    s = [1, *strides, 1]
+
+    @tf.custom_gradient
+    def op(x, kernel):
+        def grad(dy):
+            dx = conv2d_transpose_phases(dy, kernel, strides)
+            dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dy,
+                                                 strides=s, padding="SAME")
+            return dx, dk
+
+        return tf.nn.conv2d(x, kernel, s, "SAME"), grad
+
+    return op(x, kernel)
+
+
+def _phase_path(layer, in_size, out_size, transposed_channels: int) -> bool:
+    if _mode == "native" or (_mode == "auto" and _accelerator_visible()):
+        return False
+    return (layer.padding == "same" and layer.data_format == "channels_last"
+            and tuple(layer.dilation_rate) == (1, 1) and layer.strides[0] == layer.strides[1]
+            and (_mode == "phases" or transposed_channels >= MIN_PHASE_CHANNELS)
+            and phases_supported(layer.kernel_size, layer.strides, in_size, out_size))
+
+
+@keras.saving.register_keras_serializable(package="ganhelpers")
+class PhaseConv2DTranspose(layers.Conv2DTranspose):
+    """``Conv2DTranspose`` whose 'same' strided case runs through :func:`conv2d_transpose`."""
+
+    def call(self, inputs):
+        h, w = inputs.shape[1], inputs.shape[2]
+        sh, sw = self.strides
+        out = (None if h is None else sh * h, None if w is None else sw * w)
+        if any(self.output_padding or ()) or not _phase_path(self, (h, w), out, self.filters):
+            return super().call(inputs)
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        outputs = conv2d_transpose(inputs, kernel, self.strides)
+        if self.use_bias:
+            outputs = outputs + tf.cast(self.bias, self.compute_dtype)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+@keras.saving.register_keras_serializable(package="ganhelpers")
+class PhaseConv2D(layers.Conv2D):
+    """``Conv2D`` whose 'same' strided case takes its input gradient from the phase form."""
+
+    def convolution_op(self, inputs, kernel):
+        h, w = inputs.shape[1], inputs.shape[2]
+        sh, sw = self.strides
+        out = (None if h is None else h // sh, None if w is None else w // sw)
+        # The input gradient is the transposed convolution onto the input's channels.
+        if self.groups != 1 or not _phase_path(self, out, (h, w), inputs.shape[-1]):
+            return super().convolution_op(inputs, kernel)
+        return conv2d(inputs, tf.cast(kernel, inputs.dtype), self.strides)

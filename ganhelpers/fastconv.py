@@ -104,16 +104,19 @@ def conv2d_transpose_phases(x: tf.Tensor, kernel: tf.Tensor, strides) -> tf.Tens
     sh, sw = strides
     if sh != sw:  # depth_to_space interleaves square blocks
         raise ValueError(f"the phase form needs equal strides, got {strides}")
-    kh, kw = kernel.shape[0], kernel.shape[1]
+    kh, kw, c_out, c_in = kernel.shape
     rows = _phase_taps(x.shape[1], kh, sh)
     cols = _phase_taps(x.shape[2], kw, sw)
+    # One transpose of the whole kernel to conv2d's (.., c_in, c_out) layout, then each phase's taps
+    # t0, t0 + s, ... in reversed (correlation) order as one gather of whole (c_in, c_out) blocks:
+    # strided, reversed slicing of the 4-D kernel was ~5% of a DCGAN step on this CPU.
+    taps = tf.reshape(tf.transpose(kernel, (0, 1, 3, 2)), (kh * kw, c_in, c_out))
     outs = []
-    for t0r, _, br, ar in rows:
-        for t0c, _, bc, ac in cols:
-            # Taps t0, t0 + s, ... reversed (correlation order); (kh', kw', c_out, c_in) -> (.., c_in, c_out).
-            sub = tf.transpose(kernel[t0r::sh, t0c::sw][::-1, ::-1], (0, 1, 3, 2))
-            xp = tf.pad(x, [[0, 0], [br, ar], [bc, ac], [0, 0]])
-            outs.append(tf.nn.conv2d(xp, sub, 1, "VALID"))
+    for t0r, nr, br, ar in rows:
+        for t0c, nc, bc, ac in cols:
+            index = [(t0r + sh * (nr - 1 - a)) * kw + t0c + sw * (nc - 1 - b) for a in range(nr) for b in range(nc)]
+            sub = tf.reshape(tf.gather(taps, index), (nr, nc, c_in, c_out))
+            outs.append(tf.nn.conv2d(x, sub, 1, [[0, 0], [br, ar], [bc, ac], [0, 0]]))  # explicit padding
     if sh == 1:
         return outs[0]
     # Channel block r_row * s + r_col holds phase (r_row, r_col): depth_to_space's order.

@@ -13,7 +13,9 @@ Two layouts come out of the same builders:
   4x4x512 projection, then 5x5 stride-2 transposed convolutions; D flattens into a Dense unit.
 
 Both networks work on square images of side ``start_size * 2**k`` (32, 64, 128 ...). D returns
-logits; the losses apply the sigmoid.
+logits; the losses apply the sigmoid. The (transposed) convolutions are ``fastconv.PhaseConv2D`` /
+``PhaseConv2DTranspose``: Keras' layers with the same weights and results, whose strided transposed
+products run as stride-1 convolutions on CPUs (see ``ganhelpers/fastconv.py``).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 A stride-2 transposed convolution (the generator's upsampling layer, and the input gradient of
 every strided convolution in the discriminator) is ``Conv2DBackpropInput`` in TensorFlow. On the
-CPU here that op reaches 0.24-0.76 of the fp32 matmul peak, while a plain stride-1 ``Conv2D`` of the
+CPU here that op reaches 0.24-0.75 of the fp32 matmul peak, while a plain stride-1 ``Conv2D`` of the
 same FLOPs reaches about 1.0 (``python benchmarks/conv_ops.py``). A stride-``s`` transposed
 convolution is ``s * s`` interleaved stride-1 convolutions ("phases"): output row ``s*m + r`` only
 ever meets the kernel taps ``t = t0(r), t0(r) + s, ...``, so each phase is a small convolution of the
-input with a strided slice of the kernel, and ``depth_to_space`` interleaves the results. Every
+input with just those taps, and ``depth_to_space`` interleaves the results. Every
 multiply-add of the original operation is done once, none is added.
 
 :func:`conv2d_transpose` and :func:`conv2d` wrap this in ``tf.custom_gradient`` so each of the three
@@ -25,9 +25,10 @@ differentiate through them again.
 
 :class:`PhaseConv2DTranspose` and :class:`PhaseConv2D` are the Keras layers (same weights, same
 config, same results as ``Conv2DTranspose`` / ``Conv2D`` to float rounding) the DCGAN builders use.
-The phase path is taken for ``padding="same"``, channels-last, no dilation, a kernel at least the
-stride and at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and
-on GPUs/TPUs (whose libraries run the transposed op well), the layers call the native op.
+The phase path is taken for ``padding="same"``, channels-last, no dilation, groups or output
+padding, equal strides, an output exactly ``stride *`` the input, a kernel at least the stride and
+at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and on GPUs/TPUs
+(whose libraries run the transposed op well), the layers call the native op.
 :func:`set_mode` forces one path (``"native"``, ``"phases"``) or restores ``"auto"``.
 """
 

@@ -58,10 +58,6 @@ def set_mode(mode: str) -> str:
     return previous
 
 
-def get_mode() -> str:
-    return _mode
-
-
 def _accelerator_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 

@@ -84,7 +84,7 @@ def test_second_order_gradient_of_a_gradient_penalty_matches_native_ops():
 
 
 def _graph_ops(fn, *args):
-    return [op for op in tf.function(fn).get_concrete_function(*args).graph.get_operations()]
+    return tf.function(fn).get_concrete_function(*args).graph.get_operations()
 
 
 def _layer_pair(phase_cls, native_cls, input_shape, **kwargs):

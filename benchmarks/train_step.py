@@ -47,7 +47,7 @@ from ganhelpers.configs import dcgan_config  # noqa: E402
 from ganhelpers.models import build_dcgan  # noqa: E402
 from ganhelpers.precision import cpu_bf16_flags  # noqa: E402
 
-REPEATS = 2  # timed calls per case (--repeats)
+REPEATS = 2  # timed calls per case; the fastest counts (--repeats)
 
 
 def layer_flops(model: keras.Model) -> list[tuple[str, float]]:
@@ -137,20 +137,21 @@ class _StepClock(keras.callbacks.Callback):
         self.end = time.perf_counter()
 
 
-def _time_fit(model, real, steps: int) -> float:
+def _time_fit(model, real, steps: int, repeats: int = REPEATS) -> float:
     """Seconds for ``steps`` steps of ``model.fit`` on one batch held in memory: the fastest of
-    ``REPEATS`` (--repeats) timed calls after a warm-up (trace) call of the same length; on a shared
+    ``repeats`` timed calls after a warm-up (trace) call of the same length; on a shared
     machine the minimum is the least disturbed measurement."""
     dataset = tf.data.Dataset.from_tensors(real).repeat()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
     clock, times = _StepClock(), []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
         times.append(clock.end - clock.start)
     return min(times)
 
 
-def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = "full") -> tuple[float, float]:
+def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = "full",
+               repeats: int = REPEATS) -> tuple[float, float]:
     """(images/s, FLOPs per image) of ``steps`` DCGAN train steps on a 64x64 batch held in memory,
     after one warm-up (trace) call; Keras ``fit`` with ``steps_per_execution=steps``."""
     config = dcgan_config(preset)
@@ -159,11 +160,11 @@ def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = 
     model = build_dcgan(config)
     size, channels = config["data"]["image_size"], config["data"]["channels"]
     real = tf.random.stateless_uniform((batch, size, size, channels), (1, 2), -1.0, 1.0)
-    elapsed = _time_fit(model, real, steps)
+    elapsed = _time_fit(model, real, steps, repeats)
     return batch * steps / elapsed, dcgan_step_flops(model.generator, model.discriminator)
 
 
-def time_wgan(batch: int, precision: str, jit: bool, steps: int) -> tuple[float, float]:
+def time_wgan(batch: int, precision: str, jit: bool, steps: int, repeats: int = REPEATS) -> tuple[float, float]:
     """(images/s, FLOPs per image) of WGAN critic iterations (the ``full`` preset: 64x64x3, weight
     clipping); warm-up + timed steps stay inside the first generator iteration's 100 critic iterations."""
     if 2 * steps >= 100:
@@ -176,12 +177,13 @@ def time_wgan(batch: int, precision: str, jit: bool, steps: int) -> tuple[float,
         model.compile(model.d_optimizer, model.g_optimizer, jit_compile=True)
     size, channels = config["data"]["image_size"], config["data"]["channels"]
     real = tf.random.stateless_uniform((batch, size, size, channels), (1, 2), -1.0, 1.0)
-    elapsed = _time_fit(model, real, steps)
+    elapsed = _time_fit(model, real, steps, repeats)
     assert int(model.generator_iteration.numpy()) == 0  # only critic iterations were timed
     return batch * steps / elapsed, wgan_critic_step_flops(model.generator, model.critic)
 
 
-def time_pggan(batch: int, precision: str, jit: bool, steps: int, size: int = 64) -> tuple[float, float]:
+def time_pggan(batch: int, precision: str, jit: bool, steps: int, size: int = 64,
+               repeats: int = REPEATS) -> tuple[float, float]:
     """(images/s, FLOPs per image) of PGGAN steps (the ``full`` preset's networks) stabilising at
     ``size`` x ``size``; ``batch`` 0 means the preset's batch at that size."""
     config = pggan.pggan_config("full")
@@ -194,7 +196,7 @@ def time_pggan(batch: int, precision: str, jit: bool, steps: int, size: int = 64
         model.start_phase(model.phases.index((level, False)))
     batch = batch or pggan.batch_size_at(config, size)
     real = tf.random.stateless_uniform((batch, size, size, model.channels), (1, 2), -1.0, 1.0)
-    elapsed = _time_fit(model, real, steps)
+    elapsed = _time_fit(model, real, steps, repeats)
     g_fwd = graph_flops(model.generator, model.generator.input.shape[1:])
     d_fwd = graph_flops(model.discriminator, model.discriminator.input.shape[1:])
     return batch * steps / elapsed, pggan_step_flops(g_fwd, d_fwd)
@@ -215,7 +217,6 @@ def main(argv=None) -> None:
     p.add_argument("--conv", nargs="+", default=["auto"], choices=["auto", "native", "phases"],
                    help="strided-convolution path (ganhelpers.fastconv.set_mode); several compare them")
     args = p.parse_args(argv)
-    globals()["REPEATS"] = args.repeats
 
     print(f"TensorFlow {tf.__version__}, devices {[d.name for d in tf.config.list_logical_devices()]}, "
           f"CPU bf16 flags: {cpu_bf16_flags() or 'none'}, intra/inter-op threads "
@@ -240,13 +241,13 @@ def main(argv=None) -> None:
         peak = measure_matmul_peak(dt, seconds=args.peak_seconds)  # this case's own yardstick
         fastconv.set_mode(conv)  # read when the step is traced, i.e. inside time_*
         if name == "dcgan":
-            ips, flops = time_dcgan(batch, precision, jit, args.steps, args.preset)
+            ips, flops = time_dcgan(batch, precision, jit, args.steps, args.preset, args.repeats)
             label = f"dcgan64 {args.preset} batch={batch}"
         elif name == "wgan":
-            ips, flops = time_wgan(batch, precision, jit, args.steps)
+            ips, flops = time_wgan(batch, precision, jit, args.steps, args.repeats)
             label = f"wgan64 critic batch={batch}"
         else:
-            ips, flops = time_pggan(batch, precision, jit, args.steps, args.pggan_size)
+            ips, flops = time_pggan(batch, precision, jit, args.steps, args.pggan_size, args.repeats)
             label = f"pggan{args.pggan_size} full"
         # The yardstick: the larger of the peak before and after the case (conservative).
         peak = max(peak, measure_matmul_peak(dt, seconds=args.peak_seconds))

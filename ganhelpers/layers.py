@@ -82,7 +82,7 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     filters = base_filters * 2 ** (k - 1)
     if projection == "conv":
         x = PhaseConv2DTranspose(filters, start_size, strides=1, padding="valid", use_bias=use_bias,
-                                   kernel_initializer=init, name="project")(z)
+                                 kernel_initializer=init, name="project")(z)
     elif projection == "dense":
         x = layers.Flatten()(z)
         x = layers.Dense(start_size * start_size * filters, use_bias=use_bias, kernel_initializer=init,
@@ -95,12 +95,12 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     for i in range(1, k):
         filters //= 2
         x = PhaseConv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=use_bias,
-                                   kernel_initializer=init, name=f"up{i}")(x)
+                                 kernel_initializer=init, name=f"up{i}")(x)
         x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"up{i}_bn")(x)
         x = activation(activation_name, layer_name=f"up{i}_act")(x)
     # No BatchNorm on the output layer (guideline); the bias stays, as in the reference's Tanh layer.
     x = PhaseConv2DTranspose(channels, kernel_size, strides=2, padding="same", kernel_initializer=init,
-                               name="to_image")(x)
+                             name="to_image")(x)
     # float32 output so mixed-precision runs still produce float32 images.
     out = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(z, out, name=name)
@@ -126,7 +126,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
     for i in range(k):
         first = i == 0
         x = PhaseConv2D(filters, kernel_size, strides=2, padding="same", use_bias=use_bias or first,
-                          kernel_initializer=init, name=f"down{i}")(x)
+                        kernel_initializer=init, name=f"down{i}")(x)
         if batchnorm and not first:
             x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"down{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=leak, name=f"down{i}_act")(x)

@@ -125,6 +125,16 @@ class GAN(keras.Model):
         """Noise N(0, 1) of shape ``(n, *latent_shape)`` drawn from the model's checkpointed RNG."""
         return self.rng.normal(tf.concat([[n], self.latent_shape], axis=0))
 
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
+        """``n`` images in [-1, 1] (float32 numpy, NHWC) from noise drawn with its own generator
+        seeded by ``seed`` (``None``: fresh noise). It never touches ``self.rng``, so sampling for a
+        snapshot, a metric or the CLI does not change training. The one way callers ask any model
+        of this package for images; a conditional model overrides it."""
+        rng = tf.random.Generator.from_non_deterministic_state() if seed is None else \
+            tf.random.Generator.from_seed(int(seed))
+        noise = rng.normal((int(n), *self.latent_shape))
+        return self.generate(noise=noise, batch_size=batch_size)
+
     def generate(self, n: int | None = None, noise=None, batch_size: int = 256) -> np.ndarray:
         """Images in [-1, 1] as float32 numpy, from ``noise`` or from ``n`` fresh noise vectors."""
         if noise is None:

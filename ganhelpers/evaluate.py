@@ -57,3 +57,45 @@ def digit_report(classifier: keras.Model, images, threshold: float = 0.9) -> dic
             "classes_covered": int((counts > 0).sum()),
             "mean_confidence": float(conf.mean()),
             "class_counts": counts.tolist()}
+
+
+def digit_classifier_cache_path(cache_dir=None, image_size: int = 32, channels: int = 1, epochs: int = 20,
+                                seed: int = 0):
+    """``<cache_dir>/digit_classifier_<size>px_<channels>ch_e<epochs>_s<seed>.keras`` (default cache dir:
+    ``$GANHELPERS_DATA`` or ``~/.keras/datasets``, under ``models/``)."""
+    from pathlib import Path
+
+    from . import data
+
+    folder = Path(cache_dir) if cache_dir is not None else Path(data.DEFAULT_DATA_DIR) / "models"
+    return folder / f"digit_classifier_{image_size}px_{channels}ch_e{epochs}_s{seed}.keras"
+
+
+def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int = 1, epochs: int = 20,
+                            seed: int = 0) -> tuple[keras.Model, float]:
+    """:func:`digit_classifier`, trained once and kept on disk (a ``.keras`` file plus its held-out
+    accuracy in a ``.json`` beside it), so every process that measures digit features uses the very
+    same network. Returns (model, held-out accuracy)."""
+    import json
+    import os
+    import tempfile
+
+    from .experiment import atomic_write
+
+    path = digit_classifier_cache_path(cache_dir, image_size, channels, epochs, seed)
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        return keras.saving.load_model(path, compile=False), float(json.loads(meta.read_text())["accuracy"])
+    model, accuracy = digit_classifier(image_size, channels, epochs=epochs, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part.keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    atomic_write(meta, json.dumps({"accuracy": accuracy, "image_size": image_size, "channels": channels,
+                                   "epochs": epochs, "seed": seed}) + "\n")
+    return model, accuracy

@@ -13,7 +13,7 @@ FLOPs are counted analytically from the layer shapes (multiply-adds x 2 of every
 Conv2DTranspose and Dense; BatchNorm, activations and the optimizer are not counted). A trained
 layer costs forward + weight gradient + input gradient (3x forward; the first layer of a network
 skips the input gradient); D in G's update is frozen: forward + input gradient. DCGAN's step (see
-``models.DCGAN``) per real image: D on a real batch (trained), G forward on the fake batch, D on it
+``dcgan.DCGAN``) per real image: D on a real batch (trained), G forward on the fake batch, D on it
 (trained), then G and the frozen D on 2 images. The WGAN critic step (``wgan.WGAN`` in its first
 100 critic iterations, when no generator update runs): G forward, the critic trained on the real and
 the fake batch, clipping. The PGGAN step (``pggan.ProgressiveGAN``, stabilising at --pggan-size) has
@@ -43,8 +43,8 @@ import tensorflow as tf  # noqa: E402
 from _peak import bf16_supported, measure_matmul_peak  # noqa: E402
 
 from ganhelpers import fastconv, pggan, wgan  # noqa: E402
-from ganhelpers.configs import dcgan_config  # noqa: E402
-from ganhelpers.models import build_dcgan  # noqa: E402
+from ganhelpers.dcgan import dcgan_config  # noqa: E402
+from ganhelpers.dcgan import build_dcgan  # noqa: E402
 from ganhelpers.precision import cpu_bf16_flags  # noqa: E402
 
 REPEATS = 2  # timed calls per case; the fastest counts (--repeats)

@@ -1,4 +1,8 @@
-"""Command line: ``python -m ganhelpers demo | sample | gif ...`` (``--help`` on each)."""
+"""Command line: ``python -m ganhelpers train | sample | gif | fid | eval | demo`` (``--help`` on each).
+
+Every command takes the run folder of every model: ``train`` records the model in config.yaml,
+and ``sample``, ``gif`` and ``fid`` rebuild that model from it.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,61 @@ import logging
 import sys
 from pathlib import Path
 
+from .run import model_names
+
+DEFAULT_RUN = "default"
+
+
+def _print_run(run, kind_name: str) -> None:
+    print(f"run folder:  {run.dir}")
+    print(f"TensorBoard: tensorboard --logdir {run.logs}")
+    print(f"resume:      python -m ganhelpers train {kind_name} --run {run.name} --root {run.dir.parent.parent}")
+
+
+def _train(args) -> int:
+    from .experiment import DEFAULT_ROOT, open_run
+    from .run import model_kind, set_value, train
+
+    kind = model_kind(args.model)
+    if args.preset not in kind.presets:
+        raise SystemExit(f"{args.model} has no preset {args.preset!r}; presets: {', '.join(kind.presets)}")
+    if args.variant is not None and not kind.variants:
+        raise SystemExit(f"--variant is for the dog experiment (dogs); {args.model} has none")
+    if args.variant is not None and args.variant not in kind.variants:
+        raise SystemExit(f"unknown variant {args.variant!r}; variants: {', '.join(kind.variants)}")
+    config = kind.config(args.preset, variant=args.variant) if kind.variants else kind.config(args.preset)
+    for assignment in args.set or ():
+        try:
+            set_value(config, assignment)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+    if args.precision:
+        config.setdefault("training", {})["precision"] = args.precision
+    run_name = args.run or (f"{DEFAULT_RUN}-{config['variant']}" if kind.variants else DEFAULT_RUN)
+    root = Path(args.root) if args.root else DEFAULT_ROOT
+    run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)
+    _print_run(run, kind.name)
+    result = train(config, run_name, run=run, steps=args.steps, data_dir=args.data_dir,
+                   download=not args.no_download, verbose=2 if args.quiet else "auto")
+    r = result.results
+    print(f"trained to step {r['step']} (epoch {r['epoch']}) in {r['train_seconds']:.0f} s in all")
+    _print_run(result.run, kind.name)
+    return 0
+
 
 def _demo(args) -> int:
-    from .configs import dcgan_config
-    from .training import train_dcgan
+    from .dcgan import dcgan_config
+    from .run import train
 
     config = dcgan_config("demo")
     if args.precision:
         config["training"]["precision"] = args.precision
-    model, run, _ = train_dcgan(config, steps=args.steps, root=args.root, run_name=args.run,
-                                verbose=2 if args.quiet else "auto")
+    model, run, _ = train(config, args.run, steps=args.steps, root=args.root, verbose=2 if args.quiet else "auto")
     if not args.no_check:
         from .evaluate import digit_classifier, digit_report
 
         classifier, accuracy = digit_classifier(config["data"]["image_size"], config["data"]["channels"])
-        report = digit_report(classifier, model.generate(500))
+        report = digit_report(classifier, model.sample(500, seed=0))
         run.update_results({"step": int(model.step.numpy()), "digit_report": report,
                             "classifier_holdout_accuracy": accuracy})
         print(f"learning check: {report['confident_fraction']:.0%} of {report['num_images']} samples are "
@@ -34,36 +78,18 @@ def _demo(args) -> int:
     return 0
 
 
-def _restore_generator(run_dir: Path):
-    """The run's DCGAN with the newest checkpoint restored."""
-    import tensorflow as tf
-
-    from .callbacks import restore_latest
-    from .experiment import load_config
-    from .models import build_dcgan
-
-    config = load_config(run_dir / "config.yaml")
-    model = build_dcgan(config)
-    model.build_optimizers()
-    ckpt = tf.train.Checkpoint(**model.checkpoint_items())
-    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"), max_to_keep=None)
-    path = restore_latest(ckpt, manager)
-    if path is None:
-        raise SystemExit(f"no readable checkpoint in {run_dir / 'checkpoints'}: train the run first")
-    return model, path
-
-
 def _sample(args) -> int:
     from . import images
+    from .run import restore_model
 
     run_dir = Path(args.run_dir)
-    model, path = _restore_generator(run_dir)
+    model = restore_model(run_dir)
     out = Path(args.out) if args.out else run_dir / "samples" / "single"
     out.mkdir(parents=True, exist_ok=True)
-    batch = model.generate(args.n)
+    batch = model.sample(args.n, seed=args.seed)
     for i, img in enumerate(batch):
         images.save_png(out / f"sample_{i:05d}.png", img)
-    print(f"wrote {args.n} images from {path} to {out}")
+    print(f"wrote {args.n} images of step {int(model.step.numpy())} (seed {args.seed}) to {out}")
     return 0
 
 
@@ -72,16 +98,65 @@ def _gif(args) -> int:
     from .experiment import Run
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "tmp").is_dir():
-        raise SystemExit(f"{run_dir} is not a run folder (no tmp/ with frames)")
+    if not (run_dir / "config.yaml").is_file():
+        raise SystemExit(f"{run_dir} is not a run folder (no config.yaml): pass model_data/<experiment>/<run>")
     run = Run(dir=run_dir, experiment=run_dir.parent.name, name=run_dir.name)
+    if not list(run.tmp.glob("step_*.png")):
+        raise SystemExit(f"{run.tmp} holds no frames (step_*.png): train the run first")
     print(f"wrote {write_gif(run, fps=args.fps)}")
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganhelpers", description=__doc__)
+def _fid(args) -> int:
+    from . import fid
+    from .run import is_run_folder, restore_model
+
+    sources = []
+    for path in (args.path_a, args.path_b):
+        if is_run_folder(path):
+            model = restore_model(path)
+            print(f"{path}: {args.n} samples from its generator at step {int(model.step.numpy())}")
+            sources.append(model.sample(args.n, seed=0))
+        else:
+            sources.append(path)
+    if all(isinstance(s, str) for s in sources):
+        return fid.cli_main(args)
+    extractor = fid.inception_extractor(args.weights)
+    print(f"extractor: {extractor.name} {extractor.note}".rstrip())
+    value = fid.fid(sources[0], sources[1], extractor=extractor, batch_size=args.batch, progress=True)
+    print(f"FID: {value:.6g} {extractor.note}".rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .run import model_kind
+
+    parser = argparse.ArgumentParser(prog="python -m ganhelpers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    lines = []
+    for name in model_names():
+        kind = model_kind(name)
+        extra = f"; variants: {', '.join(kind.variants)}" if kind.variants else ""
+        lines.append(f"  {name:8s} {kind.description}\n           presets: {', '.join(kind.presets)}{extra}")
+    p = sub.add_parser("train", help="train a model into model_data/<experiment>/<run> (the same run resumes)",
+                       description="Train MODEL into a run folder; re-running the same run resumes it.\n\nmodels:\n"
+                       + "\n".join(lines), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=model_names(), metavar="MODEL", help=f"one of {', '.join(model_names())}")
+    p.add_argument("--preset", default="smoke", help="a preset of the model (default: smoke, a few steps)")
+    p.add_argument("--variant", default=None, help="dogs only: the variant (default: dcgan1)")
+    p.add_argument("--run", default=None, help="run name; the same name resumes (default: default)")
+    p.add_argument("--root", default=None, help="model_data folder (default: $GANHELPERS_MODEL_DATA or ./model_data)")
+    p.add_argument("--steps", type=int, default=None, help="total train steps (default: the preset's budget)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="change a config value, parsed as YAML (repeatable): --set training.d_lr=1e-4")
+    p.add_argument("--fresh", action="store_true", help="delete the run's checkpoints and logs and start again")
+    p.add_argument("--precision", default=None, help="float32 (default) or mixed")
+    p.add_argument("--data-dir", default=None, help="where datasets are downloaded and cached")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading a missing dataset")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.set_defaults(fn=_train)
 
     p = sub.add_parser("demo", help="train a DCGAN on the offline digits (a few minutes on CPU)")
     p.add_argument("--run", default="demo", help="run name; the same name resumes (default: demo)")
@@ -93,10 +168,11 @@ def main(argv=None) -> int:
                    "trained on the real digits judging 500 samples)")
     p.set_defaults(fn=_demo)
 
-    p = sub.add_parser("sample", help="write N single PNGs from a run's newest checkpoint")
+    p = sub.add_parser("sample", help="write N single PNGs from a run's newest checkpoint (any model)")
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=16)
     p.add_argument("-o", "--out", default=None, help="output folder (default: RUN_DIR/samples/single)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images (default 0)")
     p.set_defaults(fn=_sample)
 
     p = sub.add_parser("gif", help="regenerate a run's GIF from its tmp/ frames")
@@ -104,22 +180,29 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=float, default=5.0)
     p.set_defaults(fn=_gif)
 
-    p = sub.add_parser("fid", help="FID between two image folders or .npz statistics files")
-    p.add_argument("path_a", help="a folder of images or an .npz with mu and sigma")
-    p.add_argument("path_b", help="a folder of images or an .npz with mu and sigma")
+    p = sub.add_parser("fid", help="FID between image folders, .npz statistics or run folders")
+    p.add_argument("path_a", help="a folder of images, an .npz with mu and sigma, or a run folder")
+    p.add_argument("path_b", help="a folder of images, an .npz with mu and sigma, or a run folder")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (Keras InceptionV3), none (random: plumbing only), or a file: "
                         "classify_image_graph_def.pb / inception-2015-12-05.tgz (published-comparable FID) "
                         "or Keras InceptionV3 weights (default: imagenet)")
     p.add_argument("--batch", type=int, default=50, help="images per batch (default: 50)")
-    p.set_defaults(fn=lambda args: __import__("ganhelpers.fid", fromlist=["cli_main"]).cli_main(args))
+    p.add_argument("-n", type=int, default=1000, help="samples drawn from a run folder's generator (default 1000)")
+    p.set_defaults(fn=_fid)
+    return parser
 
-    args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    # The CLI is an application: it may set up logging for the ganhelpers logger (library code does not).
     pkg = logging.getLogger("ganhelpers")
-    pkg.addHandler(handler)
-    pkg.setLevel(logging.INFO)
+    if not pkg.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        pkg.addHandler(handler)
+        pkg.setLevel(logging.INFO)
+        pkg.propagate = False  # TensorFlow may have given the root logger a handler: print once
     return args.fn(args)
 
 

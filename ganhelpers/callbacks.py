@@ -1,5 +1,7 @@
 """Keras callbacks for GAN training: label noise, checkpoints that resume, fixed-noise snapshots,
-the GIF writer, loss history and plot, and a TensorBoard callback whose steps survive a resume.
+the GIF writer, and the loss history and plot. TensorBoard is :mod:`ganhelpers.summaries`; the
+papers' own callbacks live beside their models (``wgan.WeightClip``, ``pggan.FadeIn`` ...); the
+standard set every run gets is :func:`ganhelpers.run.standard_callbacks`.
 
 All are plain ``keras.callbacks.Callback`` subclasses; none of them touches ``train_step``: they
 read and assign the model's ``tf.Variable`` s and write files.
@@ -164,8 +166,9 @@ def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpoint
 
 
 class FixedNoiseSnapshots(keras.callbacks.Callback):
-    """Every ``every_n_steps`` steps: G on the model's fixed noise -> one PNG grid in ``tmp/``
-    (``step_00000050.png``; the GIF's frames) and the same grid as a TensorBoard image.
+    """Every ``every_n_steps`` steps: the model's snapshot images (``model.snapshot_images()``: G
+    on the fixed noise) -> one PNG grid in ``tmp/`` (``step_00000050.png``; the GIF's frames) and
+    the same grid as the TensorBoard image ``samples/fixed_noise``.
 
     Using one fixed noise batch for every frame makes the frames comparable (TF DCGAN tutorial).
     A snapshot is also taken before the first step of a fresh run.
@@ -175,10 +178,8 @@ class FixedNoiseSnapshots(keras.callbacks.Callback):
         super().__init__()
         self.run = run
         self.every_n_steps, self.num_images, self.ncols = every_n_steps, num_images, ncols
-        self.writer = None
 
     def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "images"))
         if int(self.model.step.numpy()) == 0 and not self.frames():
             self.snapshot()
 
@@ -186,24 +187,20 @@ class FixedNoiseSnapshots(keras.callbacks.Callback):
         return sorted(self.run.tmp.glob("step_*.png"))
 
     def snapshot(self) -> Path:
+        from . import summaries
+
         step = int(self.model.step.numpy())
-        noise = self.model.fixed_noise
+        imgs = self.model.snapshot_images()
         if self.num_images:
-            noise = noise[: self.num_images]
-        grid = images.make_grid(self.model.generator(noise, training=False).numpy(), self.ncols)
+            imgs = imgs[: self.num_images]
+        grid = images.make_grid(imgs, self.ncols)
         path = images.save_png(self.run.tmp / f"step_{step:08d}.png", grid)
-        with self.writer.as_default():
-            tf.summary.image("fixed_noise", grid[None], step=step)
-        self.writer.flush()
+        summaries.image(self.run, "samples/fixed_noise", grid, step)
         return path
 
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.step.numpy()) % self.every_n_steps == 0:
             self.snapshot()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
 
 
 class GifWriter(keras.callbacks.Callback):
@@ -230,7 +227,8 @@ def write_gif(run, name: str | None = None, fps: float = 5.0) -> Path:
 
 
 class LossHistory(keras.callbacks.Callback):
-    """Appends the losses to ``samples/losses.csv`` every ``every_n_steps`` steps and redraws
+    """Appends every value the model reports (losses, accuracies, the Wasserstein estimate ...) to
+    ``samples/losses.csv`` every ``every_n_steps`` steps and redraws
     ``samples/losses.png`` at each epoch end. The CSV is appended to across resumes, so the plot
     shows the whole run. Logged values are Keras's running means over the current epoch."""
 
@@ -244,8 +242,9 @@ class LossHistory(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.step.numpy())
         if logs and step % self.every_n_steps == 0:
+            logs = self.model.loggable(logs) if hasattr(self.model, "loggable") else logs
             order = list(getattr(self.model, "metric_names", ())) + sorted(logs)
-            keys = self.keys or tuple(dict.fromkeys(k for k in order if "loss" in k and k in logs))
+            keys = self.keys or tuple(dict.fromkeys(k for k in order if k in logs))
             self._rows.append({"step": step, **{k: float(logs[k]) for k in keys if k in logs}})
 
     def _flush(self):
@@ -277,80 +276,38 @@ def read_loss_csv(path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows if r.get(k) not in (None, "")]) for k in rows[0]}
 
 
-def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
-    """Plot every column of a loss CSV against ``step``; written atomically as a PNG."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+def loss_figure(csv_path, title: str | None = None):
+    """A matplotlib ``Figure`` of a loss CSV: the losses of both networks on one chart, any other
+    values (accuracies, estimates) on a second one. Drawn on a ``Figure`` object, never through
+    pyplot, so the caller's backend (a notebook's inline figures) is left alone."""
+    from matplotlib.figure import Figure
 
     data = read_loss_csv(csv_path)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for key, values in data.items():
-        if key != "step":
-            ax.plot(data["step"][: len(values)], values, label=key)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (running mean over the epoch)")
-    ax.set_title(title or Path(csv_path).parent.parent.name)
-    ax.legend()
+    steps = data.get("step", np.array([]))
+    losses = [k for k in data if k != "step" and "loss" in k]
+    others = [k for k in data if k != "step" and k not in losses]
+    fig = Figure(figsize=(9, 4 if not others else 6.5))
+    axes = fig.subplots(2 if others else 1, 1, sharex=True, squeeze=False)[:, 0]
+    for ax, keys, label in ((axes[0], losses, "loss"), (axes[-1], others, "value")):
+        for key in keys:
+            ax.plot(steps[: len(data[key])], data[key], label=key)
+        ax.set_ylabel(f"{label} (running mean over the epoch)")
+        if keys:
+            ax.legend(loc="best", fontsize="small")
+    axes[-1].set_xlabel("step")
+    axes[0].set_title(title or Path(csv_path).parent.parent.name)
     fig.tight_layout()
+    return fig
+
+
+def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
+    """:func:`loss_figure` written atomically as a PNG."""
+    import io
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    loss_figure(csv_path, title).savefig(buf, format="png", dpi=100)
     return atomic_write(png_path, buf.getvalue())
 
 
-class TensorBoard(keras.callbacks.TensorBoard):
-    """``keras.callbacks.TensorBoard`` with two fixes for GAN runs:
-
-    * the batch step continues from the model's restored ``step`` after a resume (the stock
-      callback restarts at 0 on every ``fit``);
-    * epoch scalars are always written (Keras 3 writes them inside the last batch's
-      ``record_if(step % update_freq == 0)`` context, so with an integer ``update_freq`` most
-      epochs were silently dropped).
-    """
-
-    def __init__(self, run_or_dir, update_freq=10, **kwargs):
-        super().__init__(log_dir=str(_as_dir(run_or_dir, "logs")), update_freq=update_freq, **kwargs)
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._global_train_batch = int(self.model.step.numpy())
-
-    def on_epoch_end(self, epoch, logs=None):
-        with tf.summary.record_if(True):
-            super().on_epoch_end(epoch, logs)
-
-
-def standard_callbacks(run, snapshot_every: int = 50, checkpoint_every_steps: int | None = None,
-                       checkpoint_every_epochs: int | None = 1, keep: int = 3, gif_fps: float = 5.0,
-                       loss_every: int = 10, tensorboard: bool = True) -> list[keras.callbacks.Callback]:
-    """The callbacks every notebook uses: checkpoint (first, so it restores before the others
-    start), fixed-noise snapshots, loss history + plot, TensorBoard, GIF at the end."""
-    cbs = [Checkpoint(run, every_n_steps=checkpoint_every_steps, every_n_epochs=checkpoint_every_epochs, keep=keep),
-           FixedNoiseSnapshots(run, every_n_steps=snapshot_every),
-           LossHistory(run, every_n_steps=loss_every)]
-    if tensorboard:
-        cbs.append(TensorBoard(run, update_freq=loss_every))
-    cbs.append(GifWriter(run, fps=gif_fps))
-    return cbs
-
-
-__all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "TensorBoard",
-           "standard_callbacks", "write_gif", "plot_losses", "restore_latest"]
-
-
-# The callbacks of the other papers live beside their models (one module per paper); they are
-# reachable from here too, imported on first use: ``callbacks.WeightClip``, ``callbacks.FIDMonitor``,
-# ``callbacks.FadeIn``.
-_ELSEWHERE = {"WeightClip": "wgan", "FIDMonitor": "fid", "FadeIn": "pggan"}
-
-
-def __getattr__(name):
-    if name in _ELSEWHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_ELSEWHERE[name]}", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "write_gif",
+           "loss_figure", "plot_losses", "restore_latest"]

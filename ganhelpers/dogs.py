@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 from . import data as data_lib
 from . import losses as losses_lib
 from .configs import merge_config
-from .experiment import DEFAULT_ROOT, atomic_write, load_results, open_run
+from .experiment import DEFAULT_ROOT, atomic_write, load_results
 
 log = logging.getLogger(__name__)
 
@@ -44,35 +43,10 @@ DOGS_ARCHIVES = {
 
 
 def fetch_verified(url: str, data_dir, fname: str, size: int | None = None, sha256: str | None = None) -> Path:
-    """``data.fetch`` with a sha256 and a byte size instead of an md5: a cached file that fails either
-    check is fetched again; a fresh download that fails raises ``OSError`` and is deleted."""
-    import keras
-
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    target = data_dir / fname
-
-    def problem(path: Path) -> str | None:
-        if size is not None and path.stat().st_size != size:
-            return f"has {path.stat().st_size} bytes, expected {size}"
-        if sha256 and data_lib.file_hash(path, "sha256") != sha256:
-            return f"does not match sha256 {sha256}"
-        return None
-
-    if target.exists() and (why := problem(target)):
-        log.warning("%s %s; downloading it again", target, why)
-        target.unlink()
-    try:
-        path = Path(keras.utils.get_file(fname=fname, origin=url, file_hash=sha256, hash_algorithm="sha256",
-                                         cache_dir=str(data_dir), cache_subdir=""))
-    except ValueError as err:  # Keras's "Incomplete or corrupted file detected"
-        target.unlink(missing_ok=True)
-        raise OSError(f"{url} downloaded to {target} does not match sha256 {sha256}: the download is corrupt "
-                      "or the file changed upstream; retry, or pass sha256=None to skip the check") from err
-    if why := problem(path):
-        path.unlink()
-        raise OSError(f"{url} downloaded to {path} {why}: the download is corrupt; retry")
-    return path
+    """``data.fetch`` with a sha256 and a byte size: a cached file that fails either check is fetched
+    again; a fresh download that fails raises ``OSError`` and is deleted. With neither, the first
+    download's sha256 is recorded and later uses are checked against it."""
+    return data_lib.fetch(url, data_dir, fname, sha256=sha256, size=size)
 
 
 def parse_annotation(path) -> dict:
@@ -155,11 +129,11 @@ def stanford_dogs(data_dir=None, image_size: int = 64, crop: str = "bbox", box: 
     archives = DOGS_ARCHIVES if archives is None else archives
     if download:
         for fname, (size, sha256) in archives.items():
-            marker = data_dir / f".{fname}.extracted"
-            if not marker.exists():
-                archive = fetch_verified(url.rstrip("/") + "/" + fname, data_dir, fname, size, sha256)
-                data_lib.extract(archive, data_dir)
-                marker.touch()
+            if (data_dir / f".{fname}.extracted").exists():  # earlier versions' marker: extracted to the end
+                continue
+            # An uncompressed tar holds no more than its own size; twice that allows for a re-pack.
+            data_lib.install(url.rstrip("/") + "/" + fname, data_dir, fname, sha256=sha256, size=size,
+                             max_bytes=2 * size if size else None)
     paths, boxes, labels, breeds = stanford_dogs_files(data_dir, box)
     if crop == "bbox":
         missing = sum(b is None for b in boxes)
@@ -260,7 +234,7 @@ def variant_config(name: str, preset: str = "full", **overrides) -> dict:
     description, changes = VARIANTS[name]
     config = merge_config(copy.deepcopy(DOGS_PRESETS[preset]), copy.deepcopy(changes))
     config = merge_config(config, copy.deepcopy(overrides))
-    config["variant"], config["description"] = name, description
+    config["model"], config["variant"], config["description"] = "dogs", name, description
     t = config["training"]
     losses_lib.get(t["loss"])  # an unknown loss fails here, not after the data has loaded
     # Snapshots every so many images, so every variant's GIF has the same frames whatever its batch.
@@ -299,45 +273,75 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None):
     return extractor, fid.real_statistics(real, extractor, cache_path=cache, batch_size=f["batch_size"])
 
 
-def train_variant(config: dict, images: np.ndarray, comparison: str = "default", root=None,
-                  extractor=None, real_stats=None, steps: int | None = None, verbose="auto") -> dict:
-    """Train one variant into ``<root>/dog_dcgan_variants/<comparison>-<variant>/`` through
-    ``training.train_dcgan`` (resuming if checkpoints exist), with FID every ``fid.every_n_epochs``
-    epochs and once more at the end; returns the run's ``results.json`` as a dict (``train_seconds``
-    is the wall-clock time of ``fit``, FID included, summed over resumes)."""
-    from . import fid
-    from .images import save_grid
-    from .training import train_dcgan
+# -- the run loop's view of the dog experiment --------------------------------------------------
 
-    run = open_run(config["experiment"], f"{comparison}-{config['variant']}", config, root=root)
+def _load_data(config: dict, data_dir=None, download: bool = True) -> dict:
+    return {"images": load_images(config, data_dir, download)}
+
+
+def _own_callbacks(run, config: dict, model, data) -> list:
+    """The DCGAN's own (label noise) and the FID monitor against the real images (``data`` may
+    carry ``extractor`` and ``real_stats`` shared by a comparison)."""
+    from . import fid
+    from .dcgan import own_callbacks
+
+    if data.get("real_stats") is None:
+        data["extractor"], data["real_stats"] = fid_setup(config, data["images"], cache_dir=run.dir.parent,
+                                                          extractor=data.get("extractor"))
     f = config["fid"]
-    monitor = None
-    if real_stats is not None:
-        monitor = fid.FIDMonitor(run, real_stats, every_n_epochs=f["every_n_epochs"], num_samples=f["num_samples"],
-                                 extractor=extractor, batch_size=f["batch_size"])
-    start = time.perf_counter()
-    model, run, history = train_dcgan(config, run=run, images=images, steps=steps, verbose=verbose,
-                                      extra_callbacks=[monitor] if monitor else [])
-    seconds = time.perf_counter() - start
+    monitor = fid.FIDMonitor(run, data["real_stats"], every_n_epochs=f["every_n_epochs"],
+                             num_samples=f["num_samples"], extractor=data["extractor"], batch_size=f["batch_size"])
+    data["fid_monitor"] = monitor
+    return own_callbacks(run, config, model, data) + [monitor]
+
+
+def _finish(run, config: dict, model, data) -> dict:
+    """FID at the last epoch too (when it was not a multiple of ``every_n_epochs``), the final
+    grid, and the comparison's figures."""
+    from .images import save_grid
+
+    monitor = data.get("fid_monitor")
     epochs_done = int(model.epoch.numpy())
     measured = [h[0] for h in run.results().get("fid_history", [])]
     if monitor is not None and epochs_done > 0 and epochs_done not in measured:
         monitor.every_n_epochs = 1  # the last epoch was not a multiple: measure it too
         monitor.on_epoch_end(epochs_done - 1)
         monitor.on_train_end()
-    save_grid(run.samples / "final_grid.png", model.generate(noise=model.fixed_noise))
-    previous = run.results()
-    fid_history = previous.get("fid_history", [])
+    save_grid(run.samples / "final_grid.png", model.snapshot_images())
+    fid_history = run.results().get("fid_history", [])
     best = min(fid_history, key=lambda h: h[1]) if fid_history else [None, None]
-    batch = config["data"]["batch_size"]
-    return run.update_results({
-        "variant": config["variant"], "comparison": comparison, "description": config["description"],
-        "loss": config["training"]["loss"], "batch_size": batch, "epochs": epochs_done,
-        "steps": int(model.step.numpy()), "images_seen": int(model.step.numpy()) * batch,
-        "train_seconds": previous.get("train_seconds", 0.0) + seconds,
-        "final_losses": {k: float(v[-1]) for k, v in history.history.items() if v} or previous.get("final_losses", {}),
-        "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": f["num_samples"],
-        "data": config["data"]["name"], "run_dir": str(run.dir)})
+    comparison = run.name[: -len(config["variant"]) - 1] if run.name.endswith("-" + config["variant"]) else run.name
+    return {"variant": config["variant"], "comparison": comparison, "description": config["description"],
+            "loss": config["training"]["loss"], "batch_size": config["data"]["batch_size"], "epochs": epochs_done,
+            "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": config["fid"]["num_samples"],
+            "data": config["data"]["name"], "run_dir": str(run.dir)}
+
+
+def _kind():
+    from . import dcgan
+    from .run import ModelKind
+
+    return ModelKind(
+        name="dogs", presets=DOGS_PRESETS, build=dcgan.build_dcgan, load_data=_load_data, dataset=dcgan.dataset,
+        steps_per_pass=dcgan.steps_per_pass, total_steps=dcgan.KIND.total_steps, callbacks=_own_callbacks,
+        finish=_finish, variants=tuple(VARIANTS),
+        make_config=lambda preset, variant=None, **overrides: variant_config(variant or "dcgan1", preset, **overrides),
+        description="the dog experiment's DCGAN variants on Stanford Dogs, ranked by FID")
+
+
+KIND = _kind()
+
+
+def train_variant(config: dict, images: np.ndarray, comparison: str = "default", root=None,
+                  extractor=None, real_stats=None, steps: int | None = None, verbose="auto") -> dict:
+    """Train one variant into ``<root>/dog_dcgan_variants/<comparison>-<variant>/`` through
+    :func:`ganhelpers.run.train` (resuming if checkpoints exist), with FID every
+    ``fid.every_n_epochs`` epochs and at the last; returns the run's ``results.json``."""
+    from .run import train
+
+    data = {"images": images, "extractor": extractor, "real_stats": real_stats}
+    return train(dict(config, model="dogs"), f"{comparison}-{config['variant']}", root=root, steps=steps,
+                 data=data, verbose=verbose).results
 
 
 def run_comparison(variants=None, preset: str = "full", comparison: str = "default", root=None,

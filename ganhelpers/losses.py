@@ -7,7 +7,13 @@ over the batch.
 
 Registered pairs (``get(name)``): ``bce`` (from logits), ``bce_probs`` (on sigmoid probabilities,
 clipped as Keras does), ``kl`` (Bernoulli KL), ``kl_keras`` (Keras's one-unit KLDivergence, kept to
-reproduce the dog experiment), ``smooth_l1`` (on probabilities), ``lsgan`` and ``hinge``.
+reproduce the dog experiment), ``smooth_l1`` (on probabilities), ``lsgan``, ``hinge`` and
+``wasserstein`` (critic scores). Also here, the one copy of each critic regulariser:
+:func:`gradient_penalty` (WGAN-GP, PGGAN) and :func:`drift_penalty` (PGGAN).
+
+Each pair carries the ``threshold`` on D's raw output that separates "real" from "fake" for the
+accuracy metrics: 0 for logits (sigmoid 0.5), hinge and critic scores; 0.5 for LSGAN, whose
+targets 0 and 1 are on the raw output itself.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class GANLoss(NamedTuple):
     real: Callable
     fake: Callable
     generator: Callable
+    threshold: float = 0.0
 
 
 def _f32(x):
@@ -142,8 +149,57 @@ BCE_PROBS = register(GANLoss("bce_probs", bce_on_probs, bce_on_probs, bce_on_pro
 KL = register(GANLoss("kl", bernoulli_kl, bernoulli_kl, bernoulli_kl))
 KL_KERAS = register(GANLoss("kl_keras", keras_kl_one_unit, keras_kl_one_unit, keras_kl_one_unit))
 SMOOTH_L1 = register(GANLoss("smooth_l1", smooth_l1_on_probs, smooth_l1_on_probs, smooth_l1_on_probs))
-LSGAN = register(GANLoss("lsgan", least_squares, least_squares, least_squares))
+LSGAN = register(GANLoss("lsgan", least_squares, least_squares, least_squares, threshold=0.5))
 HINGE = register(GANLoss("hinge", hinge_real, hinge_fake, hinge_generator))
+
+
+# -- Wasserstein critics -------------------------------------------------------------------------
+# Sign convention: the critic scores real images HIGH (the real = 1 direction of the project).
+# Keras-style ``mean(y_true * y_pred)`` with y_true = -1 on reals and +1 on fakes is minimised by the
+# critic: mean(D(fake)) - mean(D(real)), whose negative estimates W(P_r, P_g) (Arjovsky et al. 2017).
+
+REAL_LABEL, FAKE_LABEL = -1.0, 1.0
+
+
+def wasserstein_loss(y_true, y_pred):
+    """``mean(y_true * y_pred)`` with y_true = -1 (real) or +1 (fake); float32 scalar."""
+    y_pred = _f32(y_pred)
+    return tf.reduce_mean(tf.broadcast_to(_f32(y_true), tf.shape(y_pred)) * y_pred)
+
+
+def critic_loss(scores_real, scores_fake):
+    """The critic's loss ``mean(D(fake)) - mean(D(real))``; its negative estimates W(P_r, P_g)."""
+    return wasserstein_loss(REAL_LABEL, scores_real) + wasserstein_loss(FAKE_LABEL, scores_fake)
+
+
+def wasserstein_generator_loss(scores_fake):
+    """The generator's loss ``-mean(D(G(z)))``: fakes labelled like reals (-1)."""
+    return wasserstein_loss(REAL_LABEL, scores_fake)
+
+
+WASSERSTEIN = register(GANLoss(
+    "wasserstein", lambda s, t=None: wasserstein_loss(REAL_LABEL, s),
+    lambda s, t=None: wasserstein_loss(FAKE_LABEL, s), lambda s, t=None: wasserstein_generator_loss(s)))
+
+
+def gradient_penalty(critic, real, fake, epsilon):
+    """``mean((||grad_x D(x_hat)||_2 - 1)^2)`` on ``x_hat = eps real + (1 - eps) fake`` with ``eps``
+    of shape (N, 1, 1, 1) uniform in [0, 1] (Gulrajani et al. 2017, Algorithm 1, line 7). float32.
+    WGAN-GP and the progressive GAN both use this one."""
+    real, fake = _f32(real), _f32(fake)
+    x_hat = _f32(epsilon) * real + (1.0 - _f32(epsilon)) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = _f32(critic(x_hat, training=True))
+    grads = tape.gradient(scores, x_hat)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads))) + 1e-12)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def drift_penalty(scores_real):
+    """``mean(D(x)^2)`` on real scores: keeps the critic's output near 0 (Karras et al. 2018,
+    section A.1: weighted by epsilon_drift = 0.001)."""
+    return tf.reduce_mean(tf.square(_f32(scores_real)))
 
 
 def names() -> list[str]:

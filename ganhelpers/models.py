@@ -1,4 +1,17 @@
-"""GAN models as ``keras.Model`` subclasses whose ``train_step`` does one adversarial step.
+"""The model contract: every GAN here is a ``keras.Model`` subclass whose ``train_step`` does one
+adversarial step. The papers' models live beside their papers (``dcgan.py``, ``wgan.py``,
+``sgan.py``, ``pggan.py``).
+
+Two layers of the contract:
+
+* :class:`GANBase` is the run state every model has, whatever its networks: the ``step`` and
+  ``epoch`` counters, the checkpointed RNG, ``checkpoint_items()``, ``named_optimizers()``, the
+  optimizer step (:meth:`GANBase._apply`: loss scaling and the replica division), the metric
+  trackers, and "how to draw samples" (:meth:`GANBase.sample`, :meth:`GANBase.snapshot_images`).
+  A CycleGAN (two generators, two discriminators) subclasses it directly.
+* :class:`GAN` is the common case: one generator and one discriminator (or critic), one
+  optimizer each and a fixed noise batch. A conditional generator (several inputs) works too: the
+  first input is the noise; override :meth:`GANBase.sample` to draw the conditions.
 
 Conventions shared by every model here:
 
@@ -31,49 +44,38 @@ def _counter(name: str) -> tf.Variable:
                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
-class GAN(keras.Model):
-    """Base class: a generator, a discriminator (or critic), their optimizers and the run state.
+class GANBase(keras.Model):
+    """Run state shared by every model: counters, RNG, trackers, optimizer step, sampling.
 
-    Args:
-        generator: maps noise of shape ``(N, *latent_shape)`` to images in [-1, 1].
-        discriminator: maps images to logits ``(N, 1)``.
-        seed: seeds ``self.rng``, which draws every noise vector and label of training.
-        num_fixed: size of the fixed noise batch that every snapshot (and the GIF) reuses.
+    Subclasses set ``metric_names`` (the ``keras.metrics.Mean`` trackers ``_report`` updates) and
+    implement ``train_step``, ``checkpoint_items`` (everything a resumed run needs),
+    ``named_optimizers`` and ``sample``.
     """
 
     #: names of the Mean trackers; subclasses list theirs.
     metric_names: tuple[str, ...] = ()
+    #: TensorBoard tags of metrics whose group is not evident from the name (see summaries.tag_for).
+    metric_groups: dict[str, str] = {}
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int = 0,
-                 num_fixed: int = 64, **kwargs):
+    def __init__(self, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.latent_shape = tuple(int(d) for d in generator.input_shape[1:])
         self.seed = seed
         self.rng = tf.random.Generator.from_seed(seed)
         self.step = _counter("step")
         self.epoch = _counter("epoch")
-        self.fixed_noise = tf.Variable(
-            tf.random.Generator.from_seed(seed + 1).normal((num_fixed, *self.latent_shape)),
-            trainable=False, name="fixed_noise")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.metric_names}
-
-    # -- Keras plumbing -------------------------------------------------------------------------
-    def compile(self, d_optimizer=None, g_optimizer=None, loss="bce", **kwargs):
-        """One optimizer per network; ``loss`` names a pair from :mod:`ganhelpers.losses`."""
-        kwargs.setdefault("jit_compile", False)
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.loss_fn = losses_lib.get(loss)
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
-    def call(self, noise, training=False):
-        return self.generator(noise, training=training)
+    def named_optimizers(self) -> dict:
+        """``{network name: optimizer}`` (TensorBoard logs each one's learning rate)."""
+        return {}
+
+    def optimizer_pairs(self):
+        """``[(optimizer, network)]``: what :meth:`build_optimizers` builds."""
+        return []
 
     def build_optimizers(self) -> None:
         """Create the optimizers' slot variables now, so a checkpoint can restore them."""
@@ -81,22 +83,29 @@ class GAN(keras.Model):
             if not opt.built:
                 opt.build(net.trainable_variables)
 
-    def optimizer_pairs(self):
-        return [(self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)]
-
     def checkpoint_items(self) -> dict:
-        """Everything a resumed run needs; ``callbacks.Checkpoint`` saves exactly this."""
-        return dict(generator=self.generator, discriminator=self.discriminator,
-                    d_optimizer=self.d_optimizer, g_optimizer=self.g_optimizer, step=self.step,
-                    epoch=self.epoch, fixed_noise=self.fixed_noise, rng=self.rng)
+        return dict(step=self.step, epoch=self.epoch, rng=self.rng)
+
+    def loggable(self, logs) -> dict:
+        """The values of ``logs`` worth recording now (TensorBoard, losses.csv); all by default."""
+        return dict(logs or {})
+
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
+        """``n`` images in [-1, 1] (float32 numpy, NHWC); a subclass draws them its own way."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to draw samples: define sample()")
+
+    def snapshot_images(self) -> np.ndarray:
+        """The images of one snapshot frame (the same inputs every time, so frames compare)."""
+        return self.sample(36, seed=self.seed + 1)
 
     def fit(self, x=None, y=None, epochs=1, callbacks=None, initial_epoch=None, **kwargs):
-        """``keras.Model.fit`` that first restores a checkpoint (if a callback offers one) and
-        continues at the restored epoch, so re-running a notebook resumes instead of restarting."""
+        """``keras.Model.fit`` that continues at the model's epoch. ``ganhelpers.run.train``
+        restores the checkpoint explicitly before calling it; a checkpoint callback that has not
+        restored yet (plain Keras use) restores here first, so the epoch is the restored one."""
         if getattr(self, "_distribute_strategy", None) is not None or tf.distribute.has_strategy():
             self.prepare_distributed()
         for cb in callbacks or []:
-            if hasattr(cb, "restore_before_fit"):
+            if hasattr(cb, "restore_before_fit") and getattr(cb, "_model", None) is not self:
                 cb.restore_before_fit(self)
         if initial_epoch is None:
             initial_epoch = int(self.epoch.numpy())
@@ -119,27 +128,6 @@ class GAN(keras.Model):
         self.built = True
         with self.distribute_strategy.scope():
             self.build_optimizers()
-
-    # -- helpers for train steps ----------------------------------------------------------------
-    def sample_noise(self, n) -> tf.Tensor:
-        """Noise N(0, 1) of shape ``(n, *latent_shape)`` drawn from the model's checkpointed RNG."""
-        return self.rng.normal(tf.concat([[n], self.latent_shape], axis=0))
-
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
-        """``n`` images in [-1, 1] (float32 numpy, NHWC) from noise drawn with its own generator
-        seeded by ``seed`` (``None``: fresh noise). It never touches ``self.rng``, so sampling for a
-        snapshot, a metric or the CLI does not change training. The one way callers ask any model
-        of this package for images; a conditional model overrides it."""
-        rng = tf.random.Generator.from_non_deterministic_state() if seed is None else \
-            tf.random.Generator.from_seed(int(seed))
-        noise = rng.normal((int(n), *self.latent_shape))
-        return self.generate(noise=noise, batch_size=batch_size)
-
-    def generate(self, n: int | None = None, noise=None, batch_size: int = 256) -> np.ndarray:
-        """Images in [-1, 1] as float32 numpy, from ``noise`` or from ``n`` fresh noise vectors."""
-        if noise is None:
-            noise = self.sample_noise(n if n is not None else int(self.fixed_noise.shape[0]))
-        return self.generator.predict(noise, batch_size=batch_size, verbose=0).astype(np.float32)
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
@@ -167,95 +155,79 @@ class GAN(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
 
+class GAN(GANBase):
+    """A generator, a discriminator (or critic), one optimizer each, and a fixed noise batch.
+
+    Args:
+        generator: maps noise ``(N, *latent_shape)`` to images in [-1, 1]; with several inputs the
+            first is the noise (a conditional GAN overrides :meth:`sample`).
+        discriminator: maps images to logits ``(N, 1)``.
+        seed: seeds ``self.rng``, which draws every noise vector and label of training.
+        num_fixed: size of the fixed noise batch that every snapshot (and the GIF) reuses.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int = 0,
+                 num_fixed: int = 64, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_shape = tuple(int(d) for d in generator.inputs[0].shape[1:])
+        self.fixed_noise = tf.Variable(
+            tf.random.Generator.from_seed(seed + 1).normal((num_fixed, *self.latent_shape)),
+            trainable=False, name="fixed_noise")
+
+    # -- Keras plumbing -------------------------------------------------------------------------
+    def compile(self, d_optimizer=None, g_optimizer=None, loss="bce", **kwargs):
+        """One optimizer per network; ``loss`` names a pair from :mod:`ganhelpers.losses`."""
+        kwargs.setdefault("jit_compile", False)
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.loss_fn = losses_lib.get(loss)
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def named_optimizers(self) -> dict:
+        return {"discriminator": self.d_optimizer, "generator": self.g_optimizer}
+
+    def optimizer_pairs(self):
+        return [(self.d_optimizer, self.discriminator), (self.g_optimizer, self.generator)]
+
+    def checkpoint_items(self) -> dict:
+        """Everything a resumed run needs; ``callbacks.Checkpoint`` saves exactly this."""
+        return dict(super().checkpoint_items(), generator=self.generator, discriminator=self.discriminator,
+                    d_optimizer=self.d_optimizer, g_optimizer=self.g_optimizer, fixed_noise=self.fixed_noise)
+
+    # -- how to draw samples --------------------------------------------------------------------
+    def sample_noise(self, n) -> tf.Tensor:
+        """Noise N(0, 1) of shape ``(n, *latent_shape)`` drawn from the model's checkpointed RNG
+        (training's randomness: use :meth:`sample` to draw images outside training)."""
+        return self.rng.normal(tf.concat([[n], self.latent_shape], axis=0))
+
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
+        """``n`` images in [-1, 1] (float32 numpy, NHWC) from noise drawn with its own generator
+        seeded by ``seed`` (``None``: fresh noise). It never touches ``self.rng``, so sampling for a
+        snapshot, a metric or the CLI does not change training."""
+        rng = tf.random.Generator.from_non_deterministic_state() if seed is None else \
+            tf.random.Generator.from_seed(int(seed))
+        noise = rng.normal((int(n), *self.latent_shape))
+        return self.generate(noise=noise, batch_size=batch_size)
+
+    def snapshot_images(self) -> np.ndarray:
+        """G on the fixed noise, in inference mode (the GIF's frames)."""
+        return keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
+
+    def generate(self, n: int | None = None, noise=None, batch_size: int = 256) -> np.ndarray:
+        """Images in [-1, 1] as float32 numpy, from ``noise`` or from ``n`` fresh noise vectors of the
+        training RNG (this advances it: prefer :meth:`sample`)."""
+        if noise is None:
+            noise = self.sample_noise(n if n is not None else int(self.fixed_noise.shape[0]))
+        return self.generator.predict(noise, batch_size=batch_size, verbose=0).astype(np.float32)
+
+
 def real_images(data):
     """The image batch from whatever a dataset yields: images, (images,), or (images, labels)."""
     return data[0] if isinstance(data, (tuple, list)) else data
 
 
-class DCGAN(GAN):
-    """DCGAN trained as in the bird experiment (Radford et al. 2015 with label noise).
-
-    One ``train_step``:
-      1. D takes a gradient step on a real batch (targets from ``real_target_range``),
-      2. then on a fake batch of the same size (targets from ``fake_target_range``); with
-         probability ``flip_prob`` a D target is flipped (t -> 1 - t),
-      3. G takes a step on 2 x batch noise vectors labelled real (``generator_target_range``), so
-         G sees as many images per step as D did.
-    ``callbacks.LabelNoise`` sets the ranges and the flip probability; without it targets are
-    exactly 1 and 0.
-    """
-
-    metric_names = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
-
-    def __init__(self, generator, discriminator, **kwargs):
-        super().__init__(generator, discriminator, **kwargs)
-        self.real_target_range = tf.Variable([1.0, 1.0], trainable=False, name="real_target_range")
-        self.fake_target_range = tf.Variable([0.0, 0.0], trainable=False, name="fake_target_range")
-        self.generator_target_range = tf.Variable([1.0, 1.0], trainable=False, name="generator_target_range")
-        self.flip_prob = tf.Variable(0.0, trainable=False, name="flip_prob")
-
-    def targets(self, n, value_range, flip: bool) -> tf.Tensor:
-        """``(n, 1)`` targets uniform in ``value_range``; flipped with probability ``flip_prob``."""
-        t = self.rng.uniform((n, 1), value_range[0], value_range[1])
-        if flip:
-            t = tf.where(self.rng.uniform((n, 1)) < self.flip_prob, 1.0 - t, t)
-        return t
-
-    def train_step(self, data):
-        real = real_images(data)
-        n = tf.shape(real)[0]
-        return self.adversarial_step(real, self.sample_noise(n), self.sample_noise(2 * n))
-
-    def adversarial_step(self, real, z_fake, z_gen):
-        """The three updates of one step on ``real`` (N, H, W, C), with D's fakes drawn from
-        ``z_fake`` (N, *latent) and G's batch from ``z_gen`` (2N, *latent). ``train_step`` draws both
-        from ``self.rng``; passing them in makes a step reproducible across devices (the
-        distributed-equivalence test splits one host batch of noise over the replicas)."""
-        n = tf.shape(real)[0]
-        d_vars = self.discriminator.trainable_variables
-        g_vars = self.generator.trainable_variables
-
-        # 1. Discriminator on a real batch.
-        t_real = self.targets(n, self.real_target_range, flip=True)
-        with tf.GradientTape() as tape:
-            logits_real = self.discriminator(real, training=True)
-            d_loss_real = self.loss_fn.real(logits_real, t_real)
-        self._apply(self.d_optimizer, tape, d_loss_real, d_vars)
-
-        # 2. Discriminator on a fake batch. G runs forward only: no gradient flows into it here.
-        fake = self.generator(z_fake, training=True)
-        t_fake = self.targets(n, self.fake_target_range, flip=True)
-        with tf.GradientTape() as tape:
-            logits_fake = self.discriminator(fake, training=True)
-            d_loss_fake = self.loss_fn.fake(logits_fake, t_fake)
-        self._apply(self.d_optimizer, tape, d_loss_fake, d_vars)
-
-        # 3. Generator on 2 x batch noise vectors, labelled real ("fool D").
-        t_gen = self.targets(2 * n, self.generator_target_range, flip=False)
-        with tf.GradientTape() as tape:
-            logits_gen = self.discriminator(self.generator(z_gen, training=True), training=True)
-            g_loss = self.loss_fn.generator(logits_gen, t_gen)
-        self._apply(self.g_optimizer, tape, g_loss, g_vars)
-
-        self.step.assign_add(1)
-        return self._report(
-            d_loss_real=d_loss_real, d_loss_fake=d_loss_fake, g_loss=g_loss,
-            d_acc_real=tf.reduce_mean(tf.cast(logits_real > 0, tf.float32)),
-            d_acc_fake=tf.reduce_mean(tf.cast(logits_fake < 0, tf.float32)))
-
-
-def build_dcgan(config: dict) -> DCGAN:
-    """Networks, model and optimizers from a config (see ``ganhelpers.configs``), compiled."""
-    from .layers import build_dcgan_networks
-    from .precision import policy_for, policy_scope, wrap_optimizer
-
-    t = config["training"]
-    policy = policy_for(t.get("precision", "float32"))
-    with policy_scope(policy):  # layers keep this policy; float32 output layers and losses
-        generator, discriminator = build_dcgan_networks(config)
-    model = DCGAN(generator, discriminator, seed=config.get("seed", 0))
-    model.compile(d_optimizer=wrap_optimizer(keras.optimizers.Adam(t["d_lr"], beta_1=t["beta_1"]), policy),
-                  g_optimizer=wrap_optimizer(keras.optimizers.Adam(t["g_lr"], beta_1=t["beta_1"]), policy),
-                  loss=t.get("loss", "bce"), jit_compile=t.get("jit_compile", False),
-                  steps_per_execution=t.get("steps_per_execution", 1))
-    return model

@@ -18,6 +18,7 @@ authors' train.py does (``reset_opt_for_new_lod``: whenever floor or ceil of the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -29,8 +30,10 @@ from keras import layers
 from . import callbacks as cb
 from . import data as data_lib
 from . import images as images_lib
+from . import losses as losses_lib
+from . import summaries
 from .configs import preset_config
-from .experiment import Run, open_run, seed_everything
+from .experiment import Run
 from .models import GAN, _counter, real_images
 from .pggan_layers import (
     HE_GAIN,
@@ -122,6 +125,7 @@ class ProgressiveGAN(GAN):
     """
 
     metric_names = ("d_loss", "g_loss", "wasserstein", "gradient_penalty", "drift")
+    metric_groups = {"wasserstein": "wasserstein/estimate"}  # one step = one generator iteration
 
     def __init__(self, resolution: int = 64, channels: int = 3, width: float = 1.0, latent_dim: int | None = None,
                  group_size: int = 4, gp_lambda: float = 10.0, drift: float = 1e-3, seed: int = 0,
@@ -276,27 +280,10 @@ class ProgressiveGAN(GAN):
         return (1.0 - a) * upsample_images(downsample_images(real)) + a * real
 
     def gradient_penalty(self, real, fake):
-        """E[(||grad D(x_hat)||_2 - 1)^2], x_hat uniformly between paired reals and fakes (Gulrajani
-        et al. 2017, algorithm 1)."""
-        eps = self.rng.uniform((tf.shape(real)[0], 1, 1, 1), dtype=real.dtype)
-        x_hat = real + eps * (fake - real)
-        with tf.GradientTape() as tape:
-            tape.watch(x_hat)
-            d_hat = tf.reduce_sum(tf.cast(self.discriminator(x_hat, training=True), tf.float32))
-        grads = tf.cast(tape.gradient(d_hat, x_hat), tf.float32)
-        slopes = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
-        return tf.reduce_mean(tf.square(slopes - 1.0))
-
-    @staticmethod
-    def _scale(optimizer, loss):
-        """The loss a LossScaleOptimizer (mixed float16) wants differentiated; computed inside the
-        tape, or the tape would not record the scaling and return no gradients."""
-        return optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-
-    @staticmethod
-    def _step(optimizer, tape, scaled_loss, variables):
-        grads = tape.gradient(scaled_loss, variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        """WGAN-GP's penalty (:func:`ganhelpers.losses.gradient_penalty`, the one copy every critic
+        uses) with its interpolation weights drawn from the model's RNG."""
+        eps = self.rng.uniform((tf.shape(real)[0], 1, 1, 1))
+        return losses_lib.gradient_penalty(self.discriminator, real, fake, eps)
 
     def train_step(self, data):
         real = self.blend_reals(tf.cast(real_images(data), tf.float32))
@@ -309,22 +296,32 @@ class ProgressiveGAN(GAN):
             d_fake = tf.cast(self.discriminator(fake, training=True), tf.float32)
             wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
             gp = self.gradient_penalty(real, fake)
-            drift = tf.reduce_mean(tf.square(d_real))
+            drift = losses_lib.drift_penalty(d_real)
             d_loss = -wasserstein + self.gp_lambda * gp + self.drift * drift
-            scaled = self._scale(self.d_optimizer, d_loss)
-        self._step(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
+        # the shared optimizer step: loss scaling under float16, replica division under tf.distribute
+        self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
 
         # 2. Generator: -D(G(z)) on a fresh batch of the same size.
         with tf.GradientTape() as tape:
             g_fake = self.generator(self.sample_noise(n), training=True)
-            g_loss = -tf.reduce_mean(tf.cast(self.discriminator(g_fake, training=True), tf.float32))
-            scaled = self._scale(self.g_optimizer, g_loss)
-        self._step(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
+            g_loss = losses_lib.wasserstein_generator_loss(self.discriminator(g_fake, training=True))
+        self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
 
         self.step.assign_add(1)
         self.phase_images.assign_add(tf.cast(n, tf.int64))
         self.images_seen.assign_add(tf.cast(n, tf.int64))
         return self._report(d_loss=d_loss, g_loss=g_loss, wasserstein=wasserstein, gradient_penalty=gp, drift=drift)
+
+    def snapshot_images(self) -> np.ndarray:
+        """G on the fixed noise at the current level, upsampled by pixel replication to the target
+        resolution, so every frame of the growth has one size."""
+        imgs = keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
+        factor = self.resolutions[-1] // imgs.shape[1]
+        return np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
+
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
+        """``n`` images at the current level's resolution (see :meth:`GAN.sample`)."""
+        return super().sample(n, seed, batch_size)
 
 
 # -- callbacks --------------------------------------------------------------------------------------
@@ -358,47 +355,23 @@ class FadeIn(keras.callbacks.Callback):
         self.update(self.model)
 
 
-class GrowthSnapshots(keras.callbacks.Callback):
-    """TensorBoard scalars ``alpha``, ``level``, ``resolution`` and ``images_seen`` every
-    ``log_every`` steps, and every ``every_n_steps`` steps a fixed-noise grid (``tmp/step_*.png``,
-    the GIF's frames) upsampled by pixel replication to the target resolution so that every frame of
-    the growth has one size."""
+class GrowthLog(keras.callbacks.Callback):
+    """TensorBoard scalars ``schedule/alpha``, ``schedule/level``, ``schedule/resolution`` and
+    ``schedule/images_seen`` every ``log_every`` steps (the snapshots, at the target resolution,
+    are the standard ``FixedNoiseSnapshots`` through :meth:`ProgressiveGAN.snapshot_images`)."""
 
-    def __init__(self, run: Run, every_n_steps: int = 100, log_every: int = 10):
+    def __init__(self, run: Run, log_every: int = 10):
         super().__init__()
-        self.run, self.every_n_steps, self.log_every = run, every_n_steps, log_every
-        self.writer = None
-
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "growth"))
-        if int(self.model.step.numpy()) == 0 and not sorted(self.run.tmp.glob("step_*.png")):
-            self.snapshot()
-
-    def snapshot(self):
-        m = self.model
-        step = int(m.step.numpy())
-        imgs = m.generator(m.fixed_noise, training=False).numpy()
-        factor = m.resolutions[-1] // imgs.shape[1]
-        imgs = np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
-        grid = images_lib.make_grid(imgs)
-        images_lib.save_png(self.run.tmp / f"step_{step:08d}.png", grid)
-        with self.writer.as_default():
-            tf.summary.image("fixed_noise", grid[None], step=step)
+        self.run, self.log_every = run, log_every
 
     def on_train_batch_end(self, batch, logs=None):
         m = self.model
         step = int(m.step.numpy())
         if step % self.log_every == 0:
-            with self.writer.as_default():
-                for name, value in (("alpha", float(m.alpha.numpy())), ("level", int(m.level.numpy())),
-                                    ("resolution", m.resolution), ("images_seen", int(m.images_seen.numpy()))):
-                    tf.summary.scalar(f"growth/{name}", value, step=step)
-        if step % self.every_n_steps == 0:
-            self.snapshot()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.flush()
+            summaries.scalars(self.run, {"schedule/alpha": float(m.alpha.numpy()),
+                                         "schedule/level": int(m.level.numpy()),
+                                         "schedule/resolution": m.resolution,
+                                         "schedule/images_seen": int(m.images_seen.numpy())}, step)
 
 
 class PhaseCheckpoint(cb.Checkpoint):
@@ -448,7 +421,7 @@ PGGAN_PRESETS: dict[str, dict] = {
         "experiment": "pggan_flowers_paper",
         "seed": 0,
         "data": {"name": "flowers", "image_size": 128, "channels": 3},
-        "model": {"width": 1.0, "latent_dim": None, "group_size": 4, "num_fixed": 36},
+        "network": {"width": 1.0, "latent_dim": None, "group_size": 4, "num_fixed": 36},
         "training": {"fade_images": 800_000, "stabilise_images": 800_000,
                      "batch_sizes": {4: 16, 8: 16, 16: 16, 32: 16, 64: 16, 128: 16},
                      "learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
@@ -462,7 +435,7 @@ PGGAN_PRESETS: dict[str, dict] = {
         "experiment": "pggan_flowers",
         "seed": 0,
         "data": {"name": "flowers", "image_size": 128, "channels": 3},
-        "model": {"width": 0.25, "latent_dim": None, "group_size": 4, "num_fixed": 36},
+        "network": {"width": 0.25, "latent_dim": None, "group_size": 4, "num_fixed": 36},
         "training": {"fade_images": 150_000, "stabilise_images": 150_000,
                      "batch_sizes": {4: 64, 8: 64, 16: 64, 32: 32, 64: 32, 128: 16},
                      "learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
@@ -474,7 +447,7 @@ PGGAN_PRESETS: dict[str, dict] = {
         "experiment": "pggan_smoke",
         "seed": 0,
         "data": {"name": "digits", "image_size": 16, "channels": 1},
-        "model": {"width": 1 / 32, "latent_dim": None, "group_size": 4, "num_fixed": 16},
+        "network": {"width": 1 / 32, "latent_dim": None, "group_size": 4, "num_fixed": 16},
         "training": {"fade_images": 32, "stabilise_images": 32, "batch_sizes": {4: 16, 8: 16, 16: 8},
                      "learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
                      "gp_lambda": 10.0, "drift": 1e-3,
@@ -487,8 +460,8 @@ PGGAN_PRESETS: dict[str, dict] = {
 
 def pggan_config(preset: str = "full", **overrides) -> dict:
     """A deep copy of a PGGAN preset (``paper``, ``full``, ``smoke``); keyword arguments replace
-    top-level values or update sections (``pggan_config("smoke", model={"width": 0.125})``)."""
-    return preset_config(PGGAN_PRESETS, preset, "PGGAN", **overrides)
+    top-level values or update sections (``pggan_config("smoke", network={"width": 0.125})``)."""
+    return {"model": "pggan", **preset_config(PGGAN_PRESETS, preset, "PGGAN", **overrides)}
 
 
 def batch_size_at(config: dict, resolution: int) -> int:
@@ -500,7 +473,7 @@ def batch_size_at(config: dict, resolution: int) -> int:
 
 
 def build_pggan(config: dict) -> ProgressiveGAN:
-    m, t, d = config["model"], config["training"], config["data"]
+    m, t, d = config["network"], config["training"], config["data"]
     model = ProgressiveGAN(d["image_size"], d.get("channels", 3), width=m["width"], latent_dim=m.get("latent_dim"),
                            group_size=m.get("group_size", 4), gp_lambda=t["gp_lambda"], drift=t["drift"],
                            seed=config.get("seed", 0), num_fixed=m.get("num_fixed", 36),
@@ -539,42 +512,52 @@ def save_level_grid(model: ProgressiveGAN, run: Run):
     r = model.resolution
     grid = images_lib.make_grid(model.generator(model.fixed_noise, training=False).numpy())
     path = images_lib.save_png(run.samples / f"level_{r:04d}x{r:04d}.png", grid)
-    with tf.summary.create_file_writer(str(run.logs / "growth")).as_default():
-        tf.summary.image("level_samples", grid[None], step=int(model.step.numpy()))
+    summaries.image(run, f"samples/level_{r}x{r}", grid, int(model.step.numpy()))
     return path
 
 
-def train_progressive(model: ProgressiveGAN, images: np.ndarray, run: Run, config: dict, verbose="auto",
-                      extra_callbacks=(), tensorboard: bool = True) -> dict:
-    """Train through every phase, resuming from the run's newest checkpoint (mid-phase included).
-
-    ``images`` are uint8 at the target resolution; each level trains on box-downscaled copies. Per
-    phase: one ``fit`` of as many steps as the phase still needs, with ``FadeIn``, a checkpoint every
-    ``checkpoint_every_steps``, ``GrowthSnapshots``, loss history and TensorBoard. After each
-    stabilise phase a sample grid of that level is saved; at the end the GIF of the whole growth.
-    Returns the run's results.
-    """
+def total_steps(config: dict, data=None) -> int:
+    """Train steps of the whole growth: every phase's images over its resolution's batch size."""
     t = config["training"]
-    restore_progress(model, run.checkpoints)
+    res = resolutions(config["data"]["image_size"])
+    total = 0
+    for level, fading in phase_list(len(res)):
+        images = t["fade_images" if fading else "stabilise_images"]
+        total += math.ceil(images / batch_size_at(config, res[level]))
+    return total
+
+
+def fit_phases(ctx) -> dict:
+    """PGGAN's phase loop (the run loop's ``fit`` for this paper): one ``fit`` per phase from the
+    restored phase, image counter and alpha on; each phase on box-downscaled copies of the data at
+    its resolution, with ``FadeIn``; after each stabilise phase a grid of that level; at the end
+    the GIF of the whole growth. Stops early at ``ctx.total_steps``. Returns the last History."""
+    from .run import fit_steps
+
+    model, run, config = ctx.model, ctx.run, ctx.config
+    t = config["training"]
+    images = ctx.data["images"]
     phase = int(model.phase.numpy())
+    history = None
     while True:
         level, fading = model.phases[phase]
         r, batch = model.resolution, batch_size_at(config, model.resolution)
         todo = math.ceil((phase_length(config, model, phase) - int(model.phase_images.numpy())) / batch)
-        ckpt = PhaseCheckpoint(run, every_n_steps=t["checkpoint_every_steps"], every_n_epochs=None,
-                               keep=t.get("keep_checkpoints", 3))
-        ckpt.restore_before_fit(model)
+        # this phase's checkpoint (its optimizers); restore_progress already restored the state
+        cbs = [PhaseCheckpoint(run, every_n_steps=c.every_n_steps, every_n_epochs=None, keep=c.keep)
+               if isinstance(c, cb.Checkpoint) else c for c in ctx.callbacks() if not isinstance(c, cb.GifWriter)]
+        for c in cbs:
+            if isinstance(c, PhaseCheckpoint):
+                c.restore_before_fit(model)
         if todo > 0:
             log.info("phase %d/%d: %dx%d %s, %d steps of %d", phase + 1, len(model.phases), r, r,
                      "fade-in" if fading else "stabilise", todo, batch)
-            cbs = [FadeIn(t["fade_images"]), ckpt, GrowthSnapshots(run, t["snapshot_every"], t.get("log_every", 10)),
-                   cb.LossHistory(run, every_n_steps=t.get("log_every", 10))]
-            if tensorboard:
-                cbs.append(cb.TensorBoard(run, update_freq=t.get("log_every", 10)))
             dataset = data_lib.make_dataset(downscale(images, r), batch, seed=config.get("seed", 0) + phase,
                                             repeat=True)
-            model.fit(dataset, epochs=1, initial_epoch=0, steps_per_epoch=todo, callbacks=cbs + list(extra_callbacks),
-                      verbose=verbose)
+            cap = dataclasses.replace(ctx, total_steps=min(ctx.total_steps, int(model.step.numpy()) + todo))
+            history = fit_steps(cap, dataset, steps_per_pass=todo, callbacks=cbs) or history
+            if int(model.phase_images.numpy()) < phase_length(config, model, phase):
+                break  # stopped at the step budget, mid-phase: a later call resumes here
         if not fading:
             save_level_grid(model, run)
         if phase + 1 == len(model.phases):
@@ -584,24 +567,44 @@ def train_progressive(model: ProgressiveGAN, images: np.ndarray, run: Run, confi
         ckpt = PhaseCheckpoint(run, every_n_steps=None, every_n_epochs=None, keep=t.get("keep_checkpoints", 3))
         ckpt.restore_before_fit(model)
         ckpt.save()  # a crash before the phase's first checkpoint resumes here, not in the old phase
-    gif = cb.write_gif(run, run.experiment)
-    return run.update_results({
-        "resolution": model.resolution, "level": int(model.level.numpy()), "alpha": float(model.alpha.numpy()),
-        "phases": len(model.phases), "step": int(model.step.numpy()), "images_seen": int(model.images_seen.numpy()),
-        "level_grids": sorted(p.name for p in run.samples.glob("level_*.png")),
-        "gif": str(gif.relative_to(run.dir)), "gif_frames": images_lib.gif_frame_count(gif)})
+    cb.write_gif(run)
+    return history
+
+
+def _finish(run, config, model, data) -> dict:
+    gif = run.gifs / f"{run.experiment}.gif"
+    return {"resolution": model.resolution, "level": int(model.level.numpy()), "alpha": float(model.alpha.numpy()),
+            "phase": int(model.phase.numpy()), "phases": len(model.phases),
+            "level_grids": sorted(p.name for p in run.samples.glob("level_*.png")),
+            "gif": str(gif.relative_to(run.dir)) if gif.exists() else None,
+            "gif_frames": images_lib.gif_frame_count(gif) if gif.exists() else 0}
+
+
+def _kind():
+    from .run import ModelKind
+
+    return ModelKind(
+        name="pggan", presets=PGGAN_PRESETS, build=build_pggan,
+        load_data=lambda config, data_dir=None, download=True: {"images": load_images(config, data_dir, download)},
+        dataset=None, steps_per_pass=None, total_steps=total_steps,
+        callbacks=lambda run, config, model, data: [FadeIn(config["training"]["fade_images"]),
+                                                    GrowthLog(run, config["training"].get("log_every", 10))],
+        finish=_finish, fit=fit_phases, restore=lambda model, run: restore_progress(model, run.checkpoints),
+        description="progressive growing GAN with fade-in (Karras et al. 2018)")
+
+
+KIND = _kind()
 
 
 def read_growth_log(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The ``growth/*`` TensorBoard scalars of a run as ``{name: (steps, values)}`` sorted by step
-    (the latest value wins when a resumed run logged a step twice)."""
+    """The ``schedule/*`` TensorBoard scalars of a run (alpha, level, resolution, images_seen) as
+    ``{name: (steps, values)}`` sorted by step (the latest value wins when a resumed run logged a
+    step twice)."""
     series: dict[str, dict[int, float]] = {}
-    for path in sorted((run.logs / "growth").glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.tag.startswith("growth/"):
-                    v = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
-                    series.setdefault(value.tag[len("growth/"):], {})[event.step] = v
+    for tag, points in summaries.read_scalars(run.logs / "train").items():
+        if tag.startswith("schedule/"):
+            for step, value in points:
+                series.setdefault(tag[len("schedule/"):], {})[step] = value
     return {k: (np.array(sorted(d)), np.array([d[s] for s in sorted(d)])) for k, d in series.items()}
 
 
@@ -615,19 +618,7 @@ def load_images(config: dict, data_dir=None, download: bool = True) -> np.ndarra
     return data_lib.load(d, data_dir=data_dir, download=download)["images"]
 
 
-def train_pggan(config: dict, run: Run | None = None, images: np.ndarray | None = None, root=None,
-                run_name: str = "default", data_dir=None, verbose="auto", extra_callbacks=(),
-                tensorboard: bool = True):
-    """Open (or reopen) the run, seed, load data, build and train; returns ``(model, run, results)``."""
-    run = run or open_run(config["experiment"], run_name, config, root=root)
-    seed_everything(config.get("seed", 0))
-    images = load_images(config, data_dir) if images is None else images
-    model = build_pggan(config)
-    results = train_progressive(model, images, run, config, verbose, extra_callbacks, tensorboard)
-    return model, run, results
-
-
-__all__ = ["ProgressiveGAN", "FadeIn", "GrowthSnapshots", "PhaseCheckpoint", "PGGAN_PRESETS", "pggan_config",
-           "build_pggan", "train_progressive", "train_pggan", "restore_progress", "fmaps", "resolutions",
+__all__ = ["ProgressiveGAN", "FadeIn", "GrowthLog", "PhaseCheckpoint", "PGGAN_PRESETS", "pggan_config",
+           "build_pggan", "fit_phases", "total_steps", "restore_progress", "fmaps", "resolutions",
            "phase_list", "downscale", "read_growth_log", "batch_size_at", "generator_block", "discriminator_block",
            "load_images", "save_level_grid", "phase_length"]

@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from . import callbacks as cb
 from . import data as data_lib
+from . import summaries
 from .configs import preset_config
 from .experiment import Run, open_run, seed_everything
 from .fastconv import PhaseConv2D
@@ -96,7 +96,7 @@ SGAN_PRESETS["smoke"]["sweep"] = {"per_class": [2, 5], "epochs": 1}
 def sgan_config(preset: str = "digits", **overrides) -> dict:
     """A deep copy of an SGAN preset (``full``, ``digits``, ``smoke``); keyword arguments replace whole
     top-level values or update sections (``sgan_config("digits", labels={"per_class": 10})``)."""
-    return preset_config(SGAN_PRESETS, preset, "SGAN", **overrides)
+    return {"model": "sgan", **preset_config(SGAN_PRESETS, preset, "SGAN", **overrides)}
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -291,6 +291,7 @@ class SGAN(GAN):
     """
 
     metric_names = ("d_loss_sup", "d_loss_unsup", "g_loss", "train_accuracy", "d_real", "d_fake")
+    metric_groups = {"d_real": "discriminator/d_real", "d_fake": "discriminator/d_fake"}
 
     def __init__(self, generator, discriminator, formulation: str = "k_plus_one",
                  generator_loss: str = "feature_matching", unsup_weight: float = 1.0, **kwargs):
@@ -399,25 +400,21 @@ def predict_classes(classifier: keras.Model, x, batch_size: int = 500) -> np.nda
 
 class TestAccuracy(keras.callbacks.Callback):
     """At every epoch end: the classifier's accuracy on the test split, as ``test_accuracy`` in the
-    epoch logs (so the TensorBoard and history callbacks that follow it record it) and in
-    TensorBoard under ``logs/test``."""
+    epoch logs, as the TensorBoard scalar ``metrics/test_accuracy`` (step = epochs completed) and
+    in ``results.json`` (``test_accuracy_per_epoch``, kept across resumes)."""
 
     def __init__(self, x_test, y_test, run: Run | None = None, classifier_attr: str = "classifier"):
         super().__init__()
         self.x_test, self.y_test, self.run, self.classifier_attr = x_test, y_test, run, classifier_attr
-        self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         acc = accuracy(getattr(self.model, self.classifier_attr, self.model), self.x_test, self.y_test)
         if logs is not None:
             logs["test_accuracy"] = acc
         if self.run is not None:
-            self.writer = self.writer or tf.summary.create_file_writer(str(self.run.logs / "test"))
-            # record_if(True): Keras's TensorBoard callback leaves a record-every-n-steps condition
-            # active during fit, which would otherwise drop most epoch-end summaries.
-            with self.writer.as_default(), tf.summary.record_if(True):
-                tf.summary.scalar("test_accuracy", acc, step=epoch + 1)
-            self.writer.flush()
+            summaries.scalars(self.run, {"metrics/test_accuracy": acc}, epoch + 1)
+            history = self.run.results().get("test_accuracy_per_epoch", [])[:epoch]
+            self.run.update_results({"test_accuracy_per_epoch": history + [acc]})
 
 
 # -- experiments ----------------------------------------------------------------------------------
@@ -447,54 +444,74 @@ def train_baseline(config: dict, x_labelled, y_labelled, seed: int | None = None
     return model
 
 
-def run_experiment(config: dict, data: dict | None = None, root=None, run_name: str = "default",
-                   data_dir=None, verbose: int | str = 0, steps_per_epoch: int | None = None,
-                   tensorboard: bool = True, fresh: bool = False) -> dict:
-    """Train the SGAN and its baseline on the same labels; write and return ``results.json``.
+# -- the run loop's view of SGAN -------------------------------------------------------------------
 
-    ``data`` (uint8 ``x_train``, ``y_train``, ``x_test``, ``y_test``) defaults to :func:`load_data`.
-    Re-running the same run resumes the SGAN from its checkpoint. Returns the results dict with
-    ``sgan_test_accuracy``, ``baseline_test_accuracy``, ``num_labels``, ``seed`` (and the model and
-    run under ``"model"``/``"run"``, not written to the file).
-    """
-    seed = config.get("seed", 0)
-    run = open_run(config["experiment"], run_name, config, root=root, fresh=fresh)
-    data = data or load_data(config, data_dir)
+def prepare_data(config: dict, raw: dict | None = None, data_dir=None) -> dict:
+    """The arrays one SGAN run needs: the train/test split (``raw``, default :func:`load_data`)
+    and the seeded labelled subset of the config's ``labels``: ``x_labelled``, ``y_labelled``,
+    ``x_unlabelled`` (also as ``images``), ``x_test``, ``y_test``, ``labelled`` (indices)."""
+    raw = raw or load_data(config, data_dir)
     lab = config["labels"]
-    labelled, unlabelled = select_labelled(data["y_train"], lab.get("per_class"), seed=seed,
+    labelled, unlabelled = select_labelled(raw["y_train"], lab.get("per_class"), seed=config.get("seed", 0),
                                            disjoint=lab.get("disjoint", True), fraction=lab.get("fraction"))
-    num_classes = int(np.max(data["y_train"])) + 1
-    x_lab, y_lab, x_unl = data["x_train"][labelled], data["y_train"][labelled], data["x_train"][unlabelled]
+    x_unl = raw["x_train"][unlabelled]
+    return {"x_labelled": raw["x_train"][labelled], "y_labelled": raw["y_train"][labelled], "x_unlabelled": x_unl,
+            "images": x_unl, "x_test": raw["x_test"], "y_test": raw["y_test"], "labelled": labelled,
+            "num_classes": int(np.max(raw["y_train"])) + 1}
 
-    seed_everything(seed)
-    model = build_sgan(config, num_classes)
-    d, t = config["data"], config["training"]
-    repeat = steps_per_epoch is not None
-    dataset = sgan_dataset(x_unl, x_lab, y_lab, d["batch_size"], d.get("labelled_batch_size"), seed, repeat)
-    callbacks = cb.standard_callbacks(run, snapshot_every=t["snapshot_every"],
-                                      checkpoint_every_steps=t.get("checkpoint_every_steps"),
-                                      checkpoint_every_epochs=t.get("checkpoint_every_epochs", 1),
-                                      keep=t.get("keep_checkpoints", 3), tensorboard=tensorboard)
-    # Inserted before TensorBoard, so the epoch logs it writes include test_accuracy.
-    callbacks.insert(1, TestAccuracy(data["x_test"], data["y_test"], run if tensorboard else None))
-    history = model.fit(dataset, epochs=t["epochs"], steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                        verbose=verbose)
 
-    per_epoch = steps_per_epoch or len(x_unl) // d["batch_size"]
-    baseline = train_baseline(config, x_lab, y_lab, seed, num_classes, per_epoch)
-    results = {
+def _dataset(config: dict, data: dict):
+    d = config["data"]
+    return sgan_dataset(data["x_unlabelled"], data["x_labelled"], data["y_labelled"], d["batch_size"],
+                        d.get("labelled_batch_size"), config.get("seed", 0), repeat=True)
+
+
+def _steps_per_pass(config: dict, data: dict) -> int:
+    return max(1, len(data["x_unlabelled"]) // config["data"]["batch_size"])
+
+
+def _finish(run, config: dict, model, data) -> dict:
+    """The baseline on the same labels (as many labelled batches per epoch as the SGAN saw) and
+    both test accuracies."""
+    baseline = train_baseline(config, data["x_labelled"], data["y_labelled"], config.get("seed", 0),
+                              data["num_classes"], _steps_per_pass(config, data))
+    model.__dict__["baseline"] = baseline  # for the notebook's plots; untracked: not in the checkpoint
+    return {
         "sgan_test_accuracy": accuracy(model.classifier, data["x_test"], data["y_test"]),
         "baseline_test_accuracy": accuracy(baseline, data["x_test"], data["y_test"]),
-        "num_labels": int(len(labelled)), "num_unlabelled": int(len(unlabelled)), "seed": int(seed),
-        "dataset": d["name"], "formulation": config["sgan"]["formulation"],
-        "generator_loss": config["sgan"]["generator_loss"],
+        "num_labels": int(len(data["labelled"])), "num_unlabelled": int(len(data["x_unlabelled"])),
+        "seed": int(config.get("seed", 0)), "dataset": config["data"]["name"],
+        "formulation": config["sgan"]["formulation"], "generator_loss": config["sgan"]["generator_loss"],
     }
-    # After a resume, history holds only the epochs trained now: keep the earlier ones from the file.
-    new = [float(a) for a in history.history.get("test_accuracy", [])]
-    earlier = run.results().get("test_accuracy_per_epoch", [])[: max(0, int(model.epoch.numpy()) - len(new))]
-    results["test_accuracy_per_epoch"] = earlier + new
-    run.update_results(results)
-    return {**results, "model": model, "baseline": baseline, "run": run}
+
+
+def _kind():
+    from .run import ModelKind
+
+    return ModelKind(
+        name="sgan", presets=SGAN_PRESETS,
+        build=lambda config: build_sgan(config, config.get("num_classes", 10)),
+        load_data=lambda config, data_dir=None, download=True: prepare_data(config, data_dir=data_dir),
+        dataset=_dataset, steps_per_pass=_steps_per_pass,
+        total_steps=lambda config, data: config["training"]["epochs"] * _steps_per_pass(config, data),
+        callbacks=lambda run, config, model, data: [TestAccuracy(data["x_test"], data["y_test"], run)],
+        finish=_finish, description="semi-supervised GAN (Salimans et al. 2016), K+1 classes")
+
+
+KIND = _kind()
+
+
+def run_experiment(config: dict, data: dict | None = None, root=None, run_name: str = "default",
+                   data_dir=None, verbose: int | str = 0, **kwargs) -> dict:
+    """Train the SGAN and its baseline on the same labels through :func:`ganhelpers.run.train`;
+    returns the results (``sgan_test_accuracy``, ``baseline_test_accuracy``, ...) with the model,
+    the baseline and the run under ``"model"``, ``"baseline"``, ``"run"`` (not in the file).
+    ``data``: the train/test split (default :func:`load_data`)."""
+    from .run import train
+
+    prepared = prepare_data(config, data, data_dir)
+    result = train(dict(config, model="sgan"), run_name, root=root, data=prepared, verbose=verbose, **kwargs)
+    return {**result.results, "model": result.model, "baseline": result.model.baseline, "run": result.run}
 
 
 def run_seeds(config: dict, seeds=(0, 1, 2), data: dict | None = None, root=None, run_name: str = "seeds",

@@ -20,13 +20,13 @@ from __future__ import annotations
 import copy
 import csv
 import logging
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import losses as losses_lib
+from . import summaries
 from .configs import preset_config
 from .experiment import Run
 from .layers import dcgan_discriminator, dcgan_generator
@@ -36,29 +36,11 @@ log = logging.getLogger(__name__)
 
 # -- the Wasserstein loss --------------------------------------------------------------------------
 
-REAL_LABEL, FAKE_LABEL = -1.0, 1.0  # labels for mean(y_true * y_pred) so that the critic rates reals high
-
-
-def wasserstein_loss(y_true, y_pred):
-    """``mean(y_true * y_pred)`` with y_true = -1 (real) or +1 (fake); float32 scalar."""
-    y_pred = tf.cast(y_pred, tf.float32)
-    return tf.reduce_mean(tf.broadcast_to(tf.cast(y_true, tf.float32), tf.shape(y_pred)) * y_pred)
-
-
-def critic_loss(scores_real, scores_fake):
-    """The critic's loss ``mean(D(fake)) - mean(D(real))``; its negative estimates W(P_r, P_g)."""
-    return wasserstein_loss(REAL_LABEL, scores_real) + wasserstein_loss(FAKE_LABEL, scores_fake)
-
-
-def generator_loss(scores_fake):
-    """The generator's loss ``-mean(D(G(z)))``: fakes labelled like reals (-1)."""
-    return wasserstein_loss(REAL_LABEL, scores_fake)
-
-
-# In the losses registry as a pair on raw critic scores (targets are ignored: no labels in a critic).
-WASSERSTEIN = losses_lib.register(losses_lib.GANLoss(
-    "wasserstein", lambda s, t=None: wasserstein_loss(REAL_LABEL, s),
-    lambda s, t=None: wasserstein_loss(FAKE_LABEL, s), lambda s, t=None: generator_loss(s)))
+# The loss, its labels and the gradient penalty live in ganhelpers.losses (one loss vocabulary).
+REAL_LABEL, FAKE_LABEL = losses_lib.REAL_LABEL, losses_lib.FAKE_LABEL
+wasserstein_loss, critic_loss = losses_lib.wasserstein_loss, losses_lib.critic_loss
+generator_loss, WASSERSTEIN = losses_lib.wasserstein_generator_loss, losses_lib.WASSERSTEIN
+gradient_penalty = losses_lib.gradient_penalty
 
 # -- the critic schedule ---------------------------------------------------------------------------
 
@@ -199,6 +181,8 @@ class WGAN(GAN):
     """
 
     metric_names = ("critic_loss", "wasserstein", "generator_loss")
+    # the per-generator-iteration estimate is wasserstein/estimate (WassersteinLog)
+    metric_groups = {"wasserstein": "wasserstein/critic_iteration"}
 
     def __init__(self, generator, critic, clip_value: float | None = 0.01, schedule: dict | None = None, **kwargs):
         super().__init__(generator, critic, **kwargs)
@@ -272,21 +256,20 @@ class WGAN(GAN):
         self.critic_iter.assign_add(1)
         self.last_critic_loss.assign(w_loss)
         self.step.assign_add(1)
-        self.trackers["generator_loss"].update_state(g_loss, sample_weight=g_weight)
-        return self._report(critic_loss=c_loss, wasserstein=-w_loss, **extra)
+        # generator_loss: the mean over this epoch's generator updates; in the steps of an epoch
+        # before its first update, the last update's value (never a 0 for "no update").
+        g_tracker = self.trackers["generator_loss"]
+        g_tracker.update_state(g_loss, sample_weight=g_weight)
+        logs = self._report(critic_loss=c_loss, wasserstein=-w_loss, **extra)
+        logs["generator_loss"] = tf.where(g_tracker.count > 0, g_tracker.result(), self.last_generator_loss)
+        return logs
 
-
-def gradient_penalty(critic, real, fake, epsilon):
-    """``mean((||grad_x D(x_hat)||_2 - 1)^2)`` on ``x_hat = eps real + (1 - eps) fake`` with ``eps``
-    of shape (N, 1, 1, 1) uniform in [0, 1] (Gulrajani et al. 2017, Algorithm 1, line 7). float32."""
-    real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
-    x_hat = epsilon * real + (1.0 - epsilon) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = tf.cast(critic(x_hat, training=True), tf.float32)
-    grads = tape.gradient(scores, x_hat)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads))) + 1e-12)
-    return tf.reduce_mean(tf.square(norms - 1.0))
+    def loggable(self, logs) -> dict:
+        """No ``generator_loss`` before the run's first generator update (there is none to show)."""
+        logs = dict(logs or {})
+        if int(self.generator_iteration.numpy()) == 0:
+            logs.pop("generator_loss", None)
+        return logs
 
 
 class WGANGP(WGAN):
@@ -327,10 +310,10 @@ def rmsprop(learning_rate: float = 5e-5, rho: float = 0.99) -> keras.optimizers.
 class WassersteinLog(keras.callbacks.Callback):
     """Per generator iteration: the Wasserstein estimate (negative critic loss of the last critic
     iteration before the generator update; the authors plot it median-filtered), the critic and
-    generator losses and the ``n_critic`` in force, to TensorBoard (``logs/wgan``, step = generator
-    iteration) and to ``samples/wasserstein.csv`` (appended across resumes); every
-    ``histogram_every`` generator iterations, histograms of the critic's weights (clipping shows as
-    mass piled at +-c)."""
+    generator losses and the ``n_critic`` in force, to TensorBoard (``wasserstein/estimate`` and
+    ``schedule/n_critic``, step = generator iteration) and to ``samples/wasserstein.csv``
+    (appended across resumes); every ``histogram_every`` generator iterations, histograms of the
+    critic's weights (clipping shows as mass piled at +-c)."""
 
     FIELDS = ("generator_iteration", "wasserstein", "critic_loss", "generator_loss", "n_critic")
 
@@ -338,18 +321,15 @@ class WassersteinLog(keras.callbacks.Callback):
         super().__init__()
         self.run, self.histogram_every = run, histogram_every
         self.csv_path = run.samples / "wasserstein.csv"
-        self.writer, self._rows, self._seen = None, [], 0
+        self._rows, self._seen = [], 0
 
     def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "wgan"))
         self._seen = int(self.model.generator_iteration.numpy())
         if self._seen == 0:
             self.histograms(0)
 
     def histograms(self, g: int) -> None:
-        with self.writer.as_default():
-            for v in self.model.critic.trainable_variables:
-                tf.summary.histogram(f"critic/{v.path}", v, step=g)
+        summaries.histograms(self.run, {f"critic/{v.path}": v for v in self.model.critic.trainable_variables}, g)
 
     def on_train_batch_end(self, batch, logs=None):
         m = self.model
@@ -362,9 +342,7 @@ class WassersteinLog(keras.callbacks.Callback):
                    generator_loss=float(m.last_generator_loss.numpy()),
                    n_critic=critic_iterations(g - 1, **m.schedule))
         self._rows.append(row)
-        with self.writer.as_default():
-            for key in self.FIELDS[1:]:
-                tf.summary.scalar(f"wgan/{key}", row[key], step=g)
+        summaries.scalars(self.run, {"wasserstein/estimate": w, "schedule/n_critic": row["n_critic"]}, g)
         if self.histogram_every and g % self.histogram_every == 0:
             self.histograms(g)
 
@@ -377,8 +355,7 @@ class WassersteinLog(keras.callbacks.Callback):
                     w.writeheader()
                 w.writerows(self._rows)
             self._rows = []
-        if self.writer is not None:
-            self.writer.flush()
+        summaries.flush(self.run)
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
@@ -454,8 +431,9 @@ WGAN_PRESETS["smoke"]["training"].update(generator_iterations=6, snapshot_every=
 
 def wgan_config(preset: str = "smoke", **overrides) -> dict:
     """A deep copy of a WGAN preset (``full``, ``smoke``); keyword arguments replace top-level
-    values or update sections (``wgan_config("smoke", training={"generator_iterations": 20})``)."""
-    return preset_config(WGAN_PRESETS, preset, "WGAN", **overrides)
+    values or update sections (``wgan_config("smoke", training={"generator_iterations": 20})``);
+    ``model="wgan-gp"`` trains the gradient-penalty variant (default ``"wgan"``: weight clipping)."""
+    return {"model": "wgan", **preset_config(WGAN_PRESETS, preset, "WGAN", **overrides)}
 
 
 def build_wgan(config: dict, variant: str = "clip") -> WGAN:
@@ -498,39 +476,54 @@ def _build_wgan(config: dict, variant: str):
     return model, optimizers
 
 
-def train_wgan(config: dict, variant: str = "clip", run: Run | None = None, images=None, root=None,
-               run_name: str = "default", generator_iterations: int | None = None, verbose="auto",
-               extra_callbacks=(), tensorboard: bool = True):
-    """Seed, load data, build and fit a WGAN (``variant`` ``clip`` or ``gp``) into the run folder
-    ``<root>/<experiment>_<variant>/<run_name>``, until ``generator_iterations`` generator updates
-    (default: the config's). Resumes from the run's checkpoint. Returns ``(model, run, history)``."""
-    from . import callbacks as cb
-    from . import data as data_lib
-    from .experiment import open_run, seed_everything
+# -- the run loop's view of WGAN and WGAN-GP ---------------------------------------------------------
 
-    t = config["training"]
-    run = run or open_run(f"{config['experiment']}_{variant}", run_name, dict(config, variant=variant), root=root)
-    seed_everything(config.get("seed", 0))
-    if images is None:
-        images = data_lib.load(config["data"])["images"]
-    model = build_wgan(config, variant)
-    n = generator_iterations if generator_iterations is not None else t["generator_iterations"]
-    callbacks = cb.standard_callbacks(run, snapshot_every=t["snapshot_every"],
-                                      checkpoint_every_steps=t["checkpoint_every_steps"], checkpoint_every_epochs=1,
-                                      keep=t["keep_checkpoints"], tensorboard=tensorboard)
-    callbacks.insert(1, WassersteinLog(run, histogram_every=t["histogram_every"]))
-    callbacks += [StopAtGeneratorIteration(n), *extra_callbacks]
-    # Restore first, to know how many critic iterations remain; fit's own restore then finds the same.
-    callbacks[0].restore_before_fit(model)
-    remaining = steps_for_generator_iterations(n, **model.schedule) - int(model.step.numpy())
-    if int(model.generator_iteration.numpy()) >= n or remaining <= 0:
-        log.info("run %s already has %d generator iterations (asked for %d)", run.dir,
-                 int(model.generator_iteration.numpy()), n)
-        return model, run, None
-    # Epochs of at most one pass over the data; StopAtGeneratorIteration ends right after update n.
-    per_epoch = min(len(images) // config["data"]["batch_size"], remaining)
-    first = int(model.epoch.numpy())
-    dataset = data_lib.make_dataset(images, config["data"]["batch_size"], seed=config.get("seed", 0), repeat=True)
-    history = model.fit(dataset, epochs=first + math.ceil(remaining / per_epoch), initial_epoch=first,
-                        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-    return model, run, history
+def _variant(config: dict) -> str:
+    return "gp" if config.get("model") == "wgan-gp" else "clip"
+
+
+def _load_data(config: dict, data_dir=None, download: bool = True) -> dict:
+    from . import data as data_lib
+
+    return data_lib.load(config["data"], data_dir=data_dir, download=download)
+
+
+def _dataset(config: dict, data: dict):
+    from . import data as data_lib
+
+    return data_lib.make_dataset(data["images"], config["data"]["batch_size"], seed=config.get("seed", 0),
+                                 repeat=True)
+
+
+def _total_steps(config: dict, data: dict) -> int:
+    """Critic iterations (Keras steps) that complete ``training.generator_iterations`` updates."""
+    n = config["training"]["generator_iterations"]
+    if _variant(config) == "gp":
+        k = config["gp"]["n_critic"]
+        return steps_for_generator_iterations(n, warmup_generator_iterations=0, warmup_n_critic=k, every=0,
+                                              n_critic=k)
+    return steps_for_generator_iterations(n, **{**SCHEDULE, **config["clip"]["schedule"]})
+
+
+def _own_callbacks(run, config: dict, model, data) -> list:
+    return [WassersteinLog(run, histogram_every=config["training"].get("histogram_every", 100))]
+
+
+def _finish(run, config: dict, model, data) -> dict:
+    return {"generator_iterations": int(model.generator_iteration.numpy()),
+            "wasserstein": float(model.last_wasserstein.numpy())}
+
+
+def _kind(name: str, variant: str, description: str):
+    from .run import ModelKind
+
+    return ModelKind(
+        name=name, presets=WGAN_PRESETS, build=lambda config: build_wgan(config, variant), load_data=_load_data,
+        dataset=_dataset,
+        steps_per_pass=lambda config, data: len(data["images"]) // config["data"]["batch_size"],
+        total_steps=_total_steps, callbacks=_own_callbacks, finish=_finish,
+        experiment=lambda config: f"{config['experiment']}_{variant}", description=description)
+
+
+KINDS = {"wgan": _kind("wgan", "clip", "WGAN with weight clipping (Arjovsky et al. 2017)"),
+         "wgan-gp": _kind("wgan-gp", "gp", "WGAN-GP (Gulrajani et al. 2017)")}

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from ganhelpers import experiment
-from ganhelpers.configs import dcgan_config
+from ganhelpers.dcgan import dcgan_config
 
 
 def test_open_run_makes_the_layout_and_round_trips_the_config(model_data):

@@ -328,7 +328,7 @@ def test_2015_graph_loader_matches_the_graph_run_image_by_image(tmp_path):
 # -- callback and CLI ---------------------------------------------------------------------------
 
 def _tiny_dcgan():
-    from ganhelpers.models import DCGAN
+    from ganhelpers.dcgan import DCGAN
 
     generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8 * 8, activation="tanh"),
                                   keras.layers.Reshape((8, 8, 1))])

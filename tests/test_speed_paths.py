@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from ganhelpers import data, precision
-from ganhelpers.configs import dcgan_config
-from ganhelpers.models import build_dcgan
+from ganhelpers.dcgan import dcgan_config
+from ganhelpers.dcgan import build_dcgan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

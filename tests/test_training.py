@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganhelpers import callbacks, data, images, models
-from ganhelpers.configs import dcgan_config
+from ganhelpers import callbacks, data, dcgan, images
+from ganhelpers.dcgan import dcgan_config
 from ganhelpers.experiment import open_run
 from ganhelpers.training import train_dcgan
 
@@ -19,7 +19,7 @@ def digits32():
 
 
 def _model(seed=0):
-    return models.build_dcgan(dcgan_config("smoke", seed=seed))
+    return dcgan.build_dcgan(dcgan_config("smoke", seed=seed))
 
 
 def test_label_noise_targets_statistics():

@@ -1,0 +1,282 @@
+"""THE run loop: every paper, notebook, CLI command and test trains through :func:`train`.
+
+::
+
+    result = train(config, run_name="default")     # config["model"] says which paper
+
+1. open ``model_data/<experiment>/<run>/`` (the same name resumes; ``config.yaml`` records the
+   config and its ``model``), 2. seed, 3. load the data from the config (``download=True``
+   fetches a real dataset the first time, on Colab), 4. build the model from the config's
+   ``model`` (:data:`MODELS`), 5. assemble the standard callbacks plus the model's own, 6. restore
+   the newest checkpoint (explicitly, here), 7. fit until the budget (the config's, or ``steps``),
+   8. merge the run's figures into ``results.json`` and TensorBoard's HParams.
+
+A paper module contributes one :class:`ModelKind`: how to build its model, load its data, make
+its ``tf.data`` pipeline, the training budget in steps, its own callbacks and its final figures.
+A new paper is a model class, a preset and a ``ModelKind``; nothing else here changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+
+from . import callbacks as cb
+from . import summaries
+from .experiment import Run, load_config, open_run, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ModelKind:
+    """What the run loop needs to know of one paper (see the module docstring).
+
+    ``load_data(config, data_dir, download) -> dict`` with at least ``images`` (uint8 NHWC);
+    ``dataset(config, data) -> tf.data.Dataset`` (repeated); ``steps_per_pass(config, data)``
+    (steps of one pass over the data: one Keras epoch); ``total_steps(config, data)`` (the
+    config's budget in steps); ``callbacks(run, config, model, data)`` (the model's own);
+    ``finish(run, config, model, data)`` (figures for results.json); ``fit(context)`` replaces
+    the single ``fit`` (PGGAN's phases); ``restore(model, run)`` replaces the checkpoint restore.
+    """
+
+    name: str
+    presets: dict
+    build: Callable[[dict], Any]
+    load_data: Callable
+    dataset: Callable
+    steps_per_pass: Callable
+    total_steps: Callable
+    callbacks: Callable = lambda run, config, model, data: []
+    finish: Callable = lambda run, config, model, data: {}
+    fit: Callable | None = None
+    restore: Callable | None = None
+    experiment: Callable = lambda config: config["experiment"]
+    description: str = ""
+    default_preset: str = "smoke"
+    variants: tuple = ()  # named variants of one model (the dog experiment's), chosen with variant=
+    make_config: Callable | None = None  # (preset, variant, **overrides) -> config, where variants exist
+
+    def config(self, preset: str | None = None, variant: str | None = None, **overrides) -> dict:
+        """A deep copy of a preset with ``model`` recorded (see :func:`ganhelpers.configs.preset_config`)."""
+        from .configs import preset_config
+
+        preset = preset or self.default_preset
+        if self.make_config is not None:
+            config = self.make_config(preset, variant, **overrides)
+        elif variant is not None:
+            raise ValueError(f"model {self.name} has no variants; --variant is for: dogs")
+        else:
+            config = preset_config(self.presets, preset, self.name, **overrides)
+        config["model"] = self.name
+        return config
+
+
+# name -> module defining KIND (or KINDS for a module with several).
+_REGISTRY = {"dcgan": "dcgan", "wgan": "wgan", "wgan-gp": "wgan", "sgan": "sgan", "pggan": "pggan",
+             "dogs": "dogs"}
+
+
+def model_kind(name_or_config) -> ModelKind:
+    """The :class:`ModelKind` of a model name or a config's ``model`` (``dcgan`` for a config
+    that records none: the runs made before models were recorded)."""
+    name = name_or_config.get("model", "dcgan") if isinstance(name_or_config, dict) else name_or_config
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(_REGISTRY)}")
+    module = importlib.import_module(f".{_REGISTRY[name]}", __package__)
+    kinds = getattr(module, "KINDS", None) or {module.KIND.name: module.KIND}
+    return kinds[name]
+
+
+def model_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def training_option(config: dict, key: str, default=None):
+    return config.get("training", {}).get(key, default)
+
+
+def standard_callbacks(run: Run, config: dict, tensorboard: bool = True) -> list[keras.callbacks.Callback]:
+    """The callbacks every run has, set from ``config["training"]``: the checkpoint (first),
+    fixed-noise snapshots, loss history + plot, TensorBoard, the GIF at the end."""
+    t = config.get("training", {})
+    log_every = t.get("log_every", 10)
+    cbs = [cb.Checkpoint(run, every_n_steps=t.get("checkpoint_every_steps"),
+                         every_n_epochs=t.get("checkpoint_every_epochs", 1), keep=t.get("keep_checkpoints", 3)),
+           cb.FixedNoiseSnapshots(run, every_n_steps=t.get("snapshot_every", 50)),
+           cb.LossHistory(run, every_n_steps=log_every)]
+    if tensorboard:
+        cbs.append(summaries.TensorBoard(run, log_every=log_every, config=config))
+    cbs.append(cb.GifWriter(run, fps=t.get("gif_fps", 5.0)))
+    return cbs
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops ``fit`` once the model's ``step`` reaches ``total``."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = int(total)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.step.numpy()) >= self.total:
+            self.model.stop_training = True
+
+
+@dataclasses.dataclass
+class Context:
+    """One training session: what a :attr:`ModelKind.fit` gets."""
+
+    kind: ModelKind
+    config: dict
+    run: Run
+    model: Any
+    data: dict
+    callbacks: Callable[[], list]  # a fresh list of the standard + model's + caller's callbacks
+    total_steps: int
+    verbose: Any
+
+
+def fit_steps(ctx: Context, dataset=None, steps_per_pass: int | None = None, callbacks=None):
+    """One ``fit`` from the model's step to ``ctx.total_steps``: epochs of at most one pass over
+    the data (a repeated dataset keeps step counts exact across resumes). Returns the History, or
+    None when the budget is already met."""
+    model = ctx.model
+    done = int(model.step.numpy())
+    remaining = ctx.total_steps - done
+    if remaining <= 0:
+        log.info("run %s is at step %d of %d: nothing to train", ctx.run.dir, done, ctx.total_steps)
+        return None
+    dataset = dataset if dataset is not None else ctx.kind.dataset(ctx.config, ctx.data)
+    per_epoch = max(1, min(steps_per_pass or ctx.kind.steps_per_pass(ctx.config, ctx.data), remaining))
+    first = int(model.epoch.numpy())
+    cbs = (callbacks if callbacks is not None else ctx.callbacks()) + [StopAtStep(ctx.total_steps)]
+    return model.fit(dataset, epochs=first + math.ceil(remaining / per_epoch), initial_epoch=first,
+                     steps_per_epoch=per_epoch, callbacks=cbs, verbose=ctx.verbose, shuffle=False)
+
+
+@dataclasses.dataclass
+class RunResult:
+    model: Any
+    run: Run
+    history: Any
+    results: dict
+
+    def __iter__(self):  # model, run, results = train(...)
+        return iter((self.model, self.run, self.results))
+
+
+def restore(model, run: Run, config: dict | None = None, kind: ModelKind | None = None) -> str | None:
+    """Restore the newest readable checkpoint of ``run`` into ``model``; returns its path or None."""
+    kind = kind or model_kind(config or run.config())
+    if kind.restore is not None:
+        return kind.restore(model, run)
+    return cb.Checkpoint(run).restore_before_fit(model)
+
+
+def train(config: dict, run_name: str = "default", *, root=None, steps: int | None = None, data=None,
+          data_dir=None, download: bool = True, fresh: bool = False, verbose="auto", callbacks=(),
+          tensorboard: bool = True, run: Run | None = None) -> RunResult:
+    """Train ``config`` (its ``model`` names the paper) into ``<root>/<experiment>/<run_name>/``.
+
+    Re-running the same run resumes it (from the newest checkpoint, also after a disconnect in a
+    fresh kernel). ``steps`` sets the total budget in train steps (default: the config's); ``data``
+    skips loading (a dict as the kind's ``load_data`` returns); ``download`` lets a real dataset
+    download the first time; ``fresh`` deletes the run and starts again; ``callbacks`` are added
+    after the standard and the model's own. Returns :class:`RunResult` (model, run, history,
+    results) and always merges ``results.json``.
+    """
+    kind = model_kind(config)
+    config = dict(config, model=kind.name)
+    run = run or open_run(kind.experiment(config), run_name, config, root=root, fresh=fresh)
+    seed_everything(config.get("seed", 0))
+    if data is None:
+        data = kind.load_data(config, data_dir, download)
+    model = kind.build(config)
+
+    def make_callbacks():
+        return (standard_callbacks(run, config, tensorboard) + list(kind.callbacks(run, config, model, data))
+                + list(callbacks))
+
+    restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
+    total = int(steps) if steps is not None else int(kind.total_steps(config, data))
+    ctx = Context(kind, config, run, model, data, make_callbacks, total, verbose)
+    start = time.perf_counter()
+    history = (kind.fit or fit_steps)(ctx)
+    seconds = time.perf_counter() - start
+    previous = run.results()
+    final = {}
+    if history is not None and getattr(history, "history", None):
+        final = {k: float(v[-1]) for k, v in history.history.items() if v}
+    batch = config.get("data", {}).get("batch_size")
+    step = int(model.step.numpy())
+    results = {
+        "model": kind.name, "run": run.name, "experiment": run.experiment, "step": step,
+        "epoch": int(model.epoch.numpy()),
+        "images_seen": int(model.images_seen.numpy()) if hasattr(model, "images_seen") else
+        (step * batch if batch else None),
+        "train_seconds": float(previous.get("train_seconds", 0.0)) + seconds,
+        "final_losses": final or previous.get("final_losses", {}),
+        "resumed_from": restored,
+    }
+    results.update(kind.finish(run, config, model, data))
+    results = run.update_results(results)
+    if tensorboard:
+        figures = {f"results/{k}": v for k, v in results.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("step", "epoch")}
+        summaries.scalars(run, figures, step)
+        summaries.close(run)
+    return RunResult(model, run, history, results)
+
+
+# -- run folders --------------------------------------------------------------------------------
+
+def is_run_folder(path) -> bool:
+    path = Path(path)
+    return (path / "config.yaml").is_file() and (path / "checkpoints").is_dir()
+
+
+def restore_model(run_dir, config: dict | None = None):
+    """The model of a run folder (any MODEL) with its newest checkpoint restored; raises
+    SystemExit with what to do when the folder is not a run or holds no readable checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise SystemExit(f"{run_dir} is not a run folder (no config.yaml): pass model_data/<experiment>/<run>")
+    config = config or load_config(run_dir / "config.yaml")
+    kind = model_kind(config)
+    run = Run(dir=run_dir, experiment=run_dir.parent.name, name=run_dir.name)
+    model = kind.build(config)
+    model.build_optimizers()
+    if not list(run.checkpoints.glob("ckpt-*.index")) or restore(model, run, kind=kind) is None:
+        raise SystemExit(f"no readable checkpoint in {run.checkpoints}: train the run first "
+                         f"(python -m ganhelpers train {kind.name} --run {run.name})")
+    return model
+
+
+def set_value(config: dict, assignment: str) -> dict:
+    """Apply ``section.key=VALUE`` (VALUE parsed as a YAML scalar) to ``config`` in place; an
+    unknown section or key is a ValueError listing the known ones."""
+    import yaml
+
+    if "=" not in assignment:
+        raise ValueError(f"--set takes section.key=VALUE, got {assignment!r}")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    node = config
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(node.get(key), dict):
+            known = sorted(k for k, v in node.items() if isinstance(v, dict))
+            raise ValueError(f"--set {path}: no section {'.'.join(keys[:i + 1])!r}; sections: {known}")
+        node = node[key]
+    if keys[-1] not in node:
+        raise ValueError(f"--set {path}: no key {keys[-1]!r} in {'.'.join(keys[:-1]) or 'the config'}; "
+                         f"keys: {sorted(node)}")
+    node[keys[-1]] = yaml.safe_load(raw)
+    return config

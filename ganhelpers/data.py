@@ -4,18 +4,31 @@ Image files are decoded once with Pillow (which reads JPEG, PNG, BMP, GIF and TI
 grayscale, palette, RGBA and CMYK files to RGB), optionally cropped (a bounding box, or the centre
 square), resized with antialiasing, and kept as one uint8 array. That array is the cache: it is
 saved as ``.npy`` beside the data so a second run skips decoding. Files that cannot be decoded
-(truncated, corrupt, not an image) are skipped with one warning that names them.
+(truncated, corrupt, not an image, or a decompression bomb over :data:`MAX_PIXELS`) are skipped
+with one warning that names them. 16-bit, 32-bit integer and float images are scaled to 8 bits (not
+clipped) and EXIF orientation is applied (except when a bounding box is given: the datasets' boxes
+are in stored-pixel coordinates). The cache's file name holds a fingerprint of the files' names,
+sizes and modification times, so replacing images rebuilds it; a cache that cannot be written
+(read-only folder) is skipped with a warning.
 
 Loaders keep their real download code (``keras.utils.get_file`` with an integrity hash) so the
-same functions run on Colab; tests drive them on small archives built in the real layout.
+same functions run on Colab; tests drive them on small archives built in the real layout. Every
+download is checked against a hash: the pinned one, or (when none is known) the sha256 recorded at
+the first download (trust on first use). :func:`extract` unpacks only regular files and folders,
+masks permission bits, refuses links, absolute paths and ``..``, caps the total size, and writes a
+completion marker last, so an extraction cut short is done again; a damaged archive is deleted.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import logging
 import os
+import shutil
 import tarfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -26,9 +39,73 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_DATA_DIR = Path(os.environ.get("GANHELPERS_DATA", Path.home() / ".keras" / "datasets"))
+# Pillow's own decompression-bomb warning threshold (~9459 x 9459 pixels): larger files are skipped.
+MAX_PIXELS = 89_478_485
 
 
 # -- decoding ---------------------------------------------------------------------------------
+
+def _open_checked(path):
+    """``Image.open`` (header only) refusing more than :data:`MAX_PIXELS` pixels; the caller closes it."""
+    from PIL import Image
+
+    im = Image.open(path)
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise ValueError(f"{w}x{h} pixels is over the {MAX_PIXELS}-pixel limit (a decompression bomb?)")
+    return im
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def image_size_of(path) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), from the header only; raises for a
+    file that is not an image or is too large (see :data:`MAX_PIXELS`)."""
+    with _open_checked(path) as im:
+        w, h = im.size
+        return (h, w) if im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def _to_8bit(im):
+    """Deep single-channel modes scaled (not clipped) to 8-bit "L": 16-bit by 65535 -> 255; 32-bit
+    integer within 0..65535 likewise (how 16-bit files may open), otherwise its min..max; float
+    within [0, 1] by 255, otherwise its min..max. Other modes are returned unchanged."""
+    from PIL import Image
+
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return im
+    a = np.asarray(im).astype(np.float64)
+    if im.mode.startswith("I;16"):
+        a = a / 65535.0
+    elif im.mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
+        a = a / 65535.0
+    elif im.mode == "F" and a.size and a.min() >= 0.0 and a.max() <= 1.0:
+        pass
+    else:
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 1.0)
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), "L")
+
+
+def _decoded(im, channels: int, orient: bool = True):
+    """A loaded Pillow image -> EXIF-oriented (when ``orient``), 8-bit, RGB or L."""
+    from PIL import ImageOps
+
+    if orient:
+        im = ImageOps.exif_transpose(im)
+    return _to_mode(_to_8bit(im), channels)
+
+
+def read_image(path, channels: int = 3) -> np.ndarray:
+    """Decode one file at its own size to uint8 (H, W, channels), EXIF-oriented, deep images scaled
+    to 8 bits. Raises ``OSError``/``ValueError`` for an unreadable file or a decompression bomb."""
+    with _open_checked(path) as im:
+        im.load()
+        arr = np.asarray(_decoded(im, channels), dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
 
 def load_image(path, image_size: int, channels: int = 3, box: Sequence[float] | None = None,
                crop: str = "center") -> np.ndarray:
@@ -37,15 +114,16 @@ def load_image(path, image_size: int, channels: int = 3, box: Sequence[float] | 
     ``box`` (x, y, width, height in pixels) crops to the square of side max(width, height) centred on
     the box, clamped to the image, so the object is not stretched. Without a box, ``crop="center"``
     takes the largest centred square and ``crop="none"`` resizes the whole image (changing its aspect).
-    Raises ``OSError``/``ValueError`` for an unreadable file.
+    EXIF orientation is applied when there is no box (boxes refer to the stored pixels).
+    Raises ``OSError``/``ValueError`` for an unreadable file or a decompression bomb.
     """
     from PIL import Image
 
-    with Image.open(path) as im:
+    with _open_checked(path) as im:
         if box is None and crop == "center" and im.format == "JPEG":
             im.draft("RGB", (image_size * 2, image_size * 2))  # fast DCT-domain downscale
         im.load()  # raises OSError on truncated data
-        im = _to_mode(im, channels)
+        im = _decoded(im, channels, orient=box is None)
         w, h = im.size
         if box is not None:
             x, y, bw, bh = (float(v) for v in box)
@@ -96,13 +174,31 @@ def decode_files(paths: Sequence, image_size: int, channels: int = 3, boxes: Seq
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(one, range(len(paths))))
     bad = [msg for _, _, msg in results if msg]
-    if bad:
-        shown = "; ".join(bad[:20]) + (f"; ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        log.warning("skipped %d unreadable image file(s) of %d: %s", len(bad), len(paths), shown)
+    warn_skipped(bad, len(paths))
     kept = [i for i, arr, _ in results if arr is not None]
     if not kept:
         raise ValueError(f"none of the {len(paths)} image files could be decoded (first: {bad[0]})")
     return np.stack([arr for _, arr, _ in results if arr is not None]), kept
+
+
+def warn_skipped(bad: Sequence[str], total: int) -> None:
+    """One warning naming the unreadable files (``"path (Error: why)"`` strings), at most 20 shown."""
+    if bad:
+        shown = "; ".join(bad[:20]) + (f"; ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        log.warning("skipped %d unreadable image file(s) of %d: %s", len(bad), total, shown)
+
+
+def _walk_files(folder: Path):
+    """Files under ``folder``, following symlinked sub-folders (data moved to another disk) once each."""
+    seen = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:
+            yield Path(top) / name
 
 
 def list_images(folder) -> list[Path]:
@@ -112,27 +208,58 @@ def list_images(folder) -> list[Path]:
         raise FileNotFoundError(f"image folder {folder} does not exist")
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a folder of images")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    paths = sorted(p for p in _walk_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not paths:
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
     return paths
 
 
+def fingerprint(paths: Sequence) -> str:
+    """12 hex digits over the files' names, sizes and modification times: replacing, adding or
+    touching an image changes it (cheap: one ``stat`` per file)."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:12]
+
+
 def _cached(cache_path: Path | None, build):
-    """Load ``cache_path`` (.npz) if present, else build and save it atomically."""
+    """Load ``cache_path`` (.npz, no pickles) if present, else build and save it atomically. An
+    unreadable cache is rebuilt; one that cannot be written (read-only folder) is skipped with a warning."""
     if cache_path is not None and cache_path.exists():
-        with np.load(cache_path) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(cache_path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zlib.error) as err:
+            log.warning("cache %s is unreadable (%s); decoding the images again", cache_path, err)
     arrays = build()
     if cache_path is not None:
         import io
 
-        from .experiment import atomic_write
+        from . import experiment
 
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write(cache_path, buf.getvalue())
+        try:
+            experiment.atomic_write(cache_path, buf.getvalue())
+        except OSError as err:
+            log.warning("cannot write the cache %s (%s: %s); going on without it (the images are decoded "
+                        "again next time)", cache_path, type(err).__name__, err)
     return arrays
+
+
+def _cache_file(folder: Path, prefix: str, paths: Sequence) -> Path:
+    """``folder/<prefix>_<count>_<fingerprint>.npz``. When it does not exist yet, stale caches of the
+    same prefix (other files) are removed, so replaced images do not pile up old caches."""
+    path = folder / f"{prefix}_{len(paths)}_{fingerprint(paths)}.npz"
+    if not path.exists():
+        for old in folder.glob(f"{prefix}_*_*.npz"):
+            try:
+                old.unlink()
+            except OSError:
+                pass
+    return path
 
 
 def load_folder(folder, image_size: int = 64, channels: int = 3, crop: str = "center",
@@ -142,7 +269,7 @@ def load_folder(folder, image_size: int = 64, channels: int = 3, crop: str = "ce
     cache_path = None
     if cache:
         cache_path = Path(cache) if not isinstance(cache, bool) else \
-            Path(folder) / f".ganhelpers_{image_size}px_{channels}ch_{crop}_{len(paths)}.npz"
+            _cache_file(Path(folder), f".ganhelpers_{image_size}px_{channels}ch_{crop}", paths)
     arrays = _cached(cache_path, lambda: {"images": decode_files(paths, image_size, channels, crop=crop)[0]})
     return arrays["images"]
 
@@ -206,38 +333,173 @@ def file_hash(path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fetch(url: str, data_dir, fname: str, md5: str | None = None) -> Path:
-    """Fetch ``url`` into ``data_dir/fname`` with ``keras.utils.get_file`` (resumable cache; the
-    hash is checked after the download, and a cached file with a wrong hash is fetched again)."""
+def _record_path(data_dir: Path, fname: str) -> Path:
+    return data_dir / f".{fname}.sha256"
+
+
+def fetch(url: str, data_dir, fname: str, md5: str | None = None, *, sha256: str | None = None,
+          size: int | None = None) -> Path:
+    """Fetch ``url`` into ``data_dir/fname`` with ``keras.utils.get_file`` and check it: against
+    ``md5``/``sha256``/``size`` when given, else against the sha256 recorded beside it
+    (``.<fname>.sha256``) at its first download (trust on first use: a file changed later, by a
+    truncated copy or a tampered mirror, is caught). A cached file that fails a check is fetched
+    again; a fresh download that fails raises ``OSError`` and is deleted."""
     import keras
 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     target = data_dir / fname
-    if target.exists() and md5 and file_hash(target) != md5:
-        log.warning("%s has the wrong md5; downloading it again", target)
+    record = _record_path(data_dir, fname)
+    first_use = not (md5 or sha256) and not record.exists()
+    if not (md5 or sha256) and record.exists():
+        sha256 = record.read_text().split()[0]
+
+    def problem(path: Path) -> str | None:
+        if size is not None and path.stat().st_size != size:
+            return f"has {path.stat().st_size} bytes, expected {size}"
+        if md5 and file_hash(path, "md5") != md5:
+            return f"does not match md5 {md5}"
+        if sha256 and file_hash(path, "sha256") != sha256:
+            return f"does not match sha256 {sha256}" + (f" (recorded at its first download in {record})"
+                                                        if record.exists() and not first_use else "")
+        return None
+
+    if target.exists() and (why := problem(target)):
+        log.warning("%s %s; downloading it again", target, why)
         target.unlink()
-    path = keras.utils.get_file(fname=fname, origin=url, file_hash=md5, hash_algorithm="md5",
-                                cache_dir=str(data_dir), cache_subdir="")
-    if md5 and file_hash(path) != md5:
-        raise OSError(f"{path} does not match md5 {md5}: the download is corrupt; delete it and retry")
-    return Path(path)
+    algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5)
+    try:
+        path = Path(keras.utils.get_file(fname=fname, origin=url, file_hash=expected, hash_algorithm=algorithm,
+                                         cache_dir=str(data_dir), cache_subdir=""))
+    except ValueError as err:  # Keras's "Incomplete or corrupted file detected"
+        target.unlink(missing_ok=True)
+        raise OSError(f"{url} downloaded to {target} does not match {algorithm} {expected}: the download is "
+                      "corrupt or the file changed upstream; retry") from err
+    if why := problem(path):
+        path.unlink()
+        raise OSError(f"{url} downloaded to {path} {why}: the download is corrupt; retry")
+    if first_use:
+        from .experiment import atomic_write
+
+        atomic_write(record, f"{file_hash(path, 'sha256')}  {fname}\n")
+        log.info("%s has no published hash: recorded its sha256 in %s; later uses are checked against it",
+                 path, record)
+    return path
 
 
-def extract(archive, dest) -> Path:
-    """Extract a .tar/.tgz safely (no absolute paths or '..' escapes)."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        root = dest.resolve()
-        for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if root != target and root not in target.parents:
-                raise OSError(f"{archive} holds an unsafe path {member.name!r}; refusing to extract")
-            if member.issym() or member.islnk():
-                raise OSError(f"{archive} holds a link {member.name!r}; refusing to extract")
-        tar.extractall(dest)
+class ArchiveError(OSError):
+    """An archive that is refused (unsafe member, over the size cap) or damaged."""
+
+
+class DamagedArchive(ArchiveError):
+    """An archive that cannot be read to its end (truncated or corrupt)."""
+
+
+def marker_path(archive_name: str, dest) -> Path:
+    """The completion marker :func:`extract` writes last: ``dest/.extracted-<archive name>``."""
+    return Path(dest) / f".extracted-{archive_name}"
+
+
+def is_extracted(archive_name: str, dest) -> bool:
+    """Whether ``archive_name`` was extracted into ``dest`` to the end (its marker exists)."""
+    return marker_path(archive_name, dest).is_file()
+
+
+def _member_parts(member: tarfile.TarInfo, archive) -> tuple[str, ...]:
+    """The member's path components, refusing absolute paths, '..' and anything but files and folders."""
+    name = member.name
+    if "\0" in name or name.startswith("/") or os.path.isabs(name) or ".." in Path(name).parts:
+        raise ArchiveError(f"{archive} holds an unsafe path {name!r}; refusing to extract")
+    if member.issym() or member.islnk():
+        raise ArchiveError(f"{archive} holds a link {name!r}; refusing to extract")
+    if not (member.isdir() or (member.isreg() and not member.issparse())):
+        kind = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device",
+                tarfile.FIFOTYPE: "FIFO"}.get(member.type, f"special member (type {member.type!r})")
+        raise ArchiveError(f"{archive} holds a {kind} {name!r}: only regular files and folders are extracted; "
+                           "refusing to extract")
+    return tuple(part for part in Path(name).parts if part not in ("", "."))
+
+
+def _file_mode(mode: int) -> int:
+    """Like Python's tarfile 'data' filter: no setuid/setgid/sticky, no group/other write, owner rw,
+    exec for group/other only when the owner has it."""
+    mode = (mode & 0o755) | 0o600
+    return mode if mode & 0o100 else mode & ~0o111
+
+
+def extract(archive, dest, max_bytes: int | None = None, delete_damaged: bool = False) -> Path:
+    """Extract a .tar/.tgz/.tar.bz2/.tar.xz into ``dest`` safely; returns ``dest``.
+
+    Only regular files and folders are written (links, devices, FIFOs refuse the whole archive, as
+    do absolute paths and '..'); permission bits are masked as by Python's 'data' filter and no
+    owner is set. Folders that already exist under ``dest`` (also symlinks the user made, e.g. to
+    another disk) are used as they are. The members' total size must stay under ``max_bytes``
+    (default: 100 times the archive's size, at least 64 MiB; loaders pass about twice their
+    dataset's size). The marker :func:`marker_path` is written last: without it the extraction did
+    not finish (see :func:`is_extracted`). A truncated or corrupt archive raises
+    :class:`DamagedArchive`, after deleting the archive (and its recorded hash) if ``delete_damaged``.
+    """
+    archive, dest = Path(archive), Path(dest)
+    cap = max_bytes if max_bytes is not None else max(100 * archive.stat().st_size, 64 << 20)
+    marker = marker_path(archive.name, dest)
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()  # reads the archive to its end: a damaged one fails here
+            parts = [_member_parts(m, archive) for m in members]
+            total = sum(m.size for m in members if m.isreg())
+            if total > cap:
+                raise ArchiveError(f"{archive} would extract to {total:,} bytes, over the {cap:,}-byte cap for it "
+                                   "(a decompression bomb, or the wrong file); refusing to extract")
+            dest.mkdir(parents=True, exist_ok=True)
+            marker.unlink(missing_ok=True)
+            folders = []
+            for member, names in zip(members, parts, strict=True):
+                target = dest.joinpath(*names) if names else dest
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    folders.append((target, (member.mode & 0o755) | 0o700))
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+                with os.fdopen(fd, "wb") as out, tar.extractfile(member) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                os.chmod(target, _file_mode(member.mode))
+                os.utime(target, (member.mtime, member.mtime))
+            for folder, mode in reversed(folders):  # last, so a read-only folder did not block its files
+                os.chmod(folder, mode)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        msg = f"{archive} is damaged ({type(err).__name__}: {err})"
+        if delete_damaged:
+            archive.unlink(missing_ok=True)
+            _record_path(archive.parent, archive.name).unlink(missing_ok=True)
+            raise DamagedArchive(f"{msg}: deleted it; download it again (call with download=True)") from err
+        raise DamagedArchive(f"{msg}: delete it and download it again") from err
+    from .experiment import atomic_write
+
+    atomic_write(marker, json.dumps({"archive": archive.name, "archive_bytes": archive.stat().st_size,
+                                     "extracted_bytes": total, "members": len(members)}) + "\n")
     return dest
+
+
+def install(url: str, data_dir, fname: str, *, md5: str | None = None, sha256: str | None = None,
+            size: int | None = None, max_bytes: int | None = None, present: bool = False) -> None:
+    """Download (checked, see :func:`fetch`) and extract ``fname`` into ``data_dir`` unless its
+    completion marker says it was done. ``present``: the dataset's files are there (a folder
+    extracted before markers existed); it is trusted, with a warning, only when the archive is
+    gone, since an archive left beside an unmarked folder means an extraction cut short."""
+    data_dir = Path(data_dir)
+    if is_extracted(fname, data_dir):
+        return
+    if present and not (data_dir / fname).exists():
+        log.warning("%s: no completion marker %s, and no archive to extract again; using the folder as it "
+                    "is (delete it and call with download=True if images are missing)", data_dir,
+                    marker_path(fname, data_dir).name)
+        return
+    if present:
+        log.warning("%s: extraction of %s did not finish (no marker %s); extracting it again", data_dir, fname,
+                    marker_path(fname, data_dir).name)
+    archive = fetch(url, data_dir, fname, md5, sha256=sha256, size=size)
+    extract(archive, data_dir, max_bytes=max_bytes, delete_damaged=True)
 
 
 # -- CUB-200-2011 -------------------------------------------------------------------------------
@@ -247,6 +509,9 @@ def extract(archive, dest) -> Path:
 CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 CUB_MD5 = "97eceeb196236b17998738112f37df78"
 CUB_ARCHIVE = "CUB_200_2011.tgz"
+# 1,150,585,339 bytes (TensorFlow Datasets' url_checksums/caltech_birds2011.txt); JPEGs do not
+# compress, so the extracted tree is about as large: the cap is twice that.
+CUB_MAX_BYTES = 2 * 1_150_585_339
 
 
 def cub200_files(root) -> tuple[list[Path], np.ndarray, np.ndarray]:
@@ -296,16 +561,15 @@ def cub200(data_dir=None, image_size: int = 64, crop: str = "bbox", download: bo
     ``crop="bbox"`` crops each image to the square around its bird (the improvement the bird
     experiment proposed: the birds are small in many frames); ``"center"`` takes the centre square
     of the full image. With ``download=True`` the archive (1.1 GB) is fetched, its md5 checked and
-    extracted into ``data_dir``. Decoded arrays are cached as ``.npz`` in ``data_dir``.
+    extracted into ``data_dir`` (once: see :func:`install`). Decoded arrays are cached as ``.npz`` in ``data_dir``.
     """
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / "cub200"
     if crop not in ("bbox", "center"):
         raise ValueError(f"crop must be 'bbox' or 'center', got {crop!r}")
-    if download and not _cub_present(data_dir):
-        archive = fetch(url, data_dir, CUB_ARCHIVE, md5)
-        extract(archive, data_dir)
+    if download:
+        install(url, data_dir, CUB_ARCHIVE, md5=md5, max_bytes=CUB_MAX_BYTES, present=_cub_present(data_dir))
     paths, boxes, labels = cub200_files(data_dir)
-    cache_path = data_dir / f"cub200_{image_size}px_{crop}_{len(paths)}.npz" if cache else None
+    cache_path = _cache_file(data_dir, f"cub200_{image_size}px_{crop}", paths) if cache else None
 
     def build():
         arr, kept = decode_files(paths, image_size, 3, boxes if crop == "bbox" else None,
@@ -401,19 +665,28 @@ def _resize_gray(images: np.ndarray, image_size: int, channels: int) -> np.ndarr
 # The 3,670 photos (5 classes, one folder each) used by the TensorFlow tutorials.
 FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 FLOWERS_ARCHIVE = "flower_photos.tgz"
+# Size and sha256 as listed in TensorFlow Datasets' url_checksums/tf_flowers.txt (for the same file at
+# http://download.tensorflow.org/example_images/); not re-computed here (no download in development).
+FLOWERS_SIZE = 228_813_984
+FLOWERS_SHA256 = "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c"
+FLOWERS_MAX_BYTES = 2 * FLOWERS_SIZE
 
 
 def flowers(data_dir=None, image_size: int = 64, download: bool = False, url: str = FLOWERS_URL,
-            md5: str | None = None, cache: bool = True) -> dict:
+            md5: str | None = None, cache: bool = True, sha256: str | None = FLOWERS_SHA256,
+            size: int | None = FLOWERS_SIZE) -> dict:
     """The TF flowers photos, centre-cropped and resized: ``{"images": uint8 (N, S, S, 3), "labels"}``.
 
-    With ``download=True`` ``flower_photos.tgz`` (218 MB) is fetched and extracted into ``data_dir``;
-    pass ``md5`` to check it. Labels index the sorted class folders.
+    With ``download=True`` ``flower_photos.tgz`` (218 MB) is fetched, checked against ``sha256`` and
+    ``size`` (TFDS's listing; pass ``None`` for both and no ``md5`` to trust the first download and
+    check later uses against it) and extracted into ``data_dir`` once. Labels index the sorted class
+    folders.
     """
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / "flowers"
     root = data_dir / "flower_photos"
-    if download and not root.is_dir():
-        extract(fetch(url, data_dir, FLOWERS_ARCHIVE, md5), data_dir)
+    if download:
+        install(url, data_dir, FLOWERS_ARCHIVE, md5=md5, sha256=sha256, size=size, max_bytes=FLOWERS_MAX_BYTES,
+                present=root.is_dir())
     if not root.is_dir():
         raise FileNotFoundError(f"flower_photos/ not found under DATA_DIR={data_dir}; download with "
                                 "ganhelpers.data.flowers(data_dir, download=True)")
@@ -421,7 +694,7 @@ def flowers(data_dir=None, image_size: int = 64, download: bool = False, url: st
     paths = list_images(root)
     labels = np.array([classes.index(p.relative_to(root).parts[0]) if len(p.relative_to(root).parts) > 1
                        else -1 for p in paths])
-    cache_path = data_dir / f"flowers_{image_size}px_{len(paths)}.npz" if cache else None
+    cache_path = _cache_file(data_dir, f"flowers_{image_size}px", paths) if cache else None
 
     def build():
         arr, kept = decode_files(paths, image_size, 3, crop="center")

@@ -11,16 +11,20 @@ A run lives in ``<root>/<experiment>/<run>/``::
     samples/       loss plot, final grids, single sampled images
 
 Opening the same run again resumes it: the folders are reused and the checkpoint callback
-restores the newest checkpoint.
+restores the newest checkpoint. :func:`open_run` refuses a config whose networks or data no longer
+fit the checkpoints (:class:`ConfigMismatch`), holds a lock on the run folder so a second process
+cannot train the same run (:class:`RunLocked`), and removes the leftovers of a killed process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,13 +36,29 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path(os.environ.get("GANHELPERS_MODEL_DATA", "model_data"))
 SUBDIRS = ("logs", "checkpoints", "tmp", "gifs", "samples")
+LOCK_NAME = ".lock"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over
-    ``path`` (``os.replace`` is atomic on POSIX and Windows).
+    The bytes go to a temporary file in the same folder (``.<name>.*.part``), are flushed to disk,
+    then renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). The file gets the
+    permissions the umask allows (0666 & ~umask), like any other new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +66,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -103,36 +124,238 @@ class Run:
     def update_results(self, values: dict) -> dict:
         return update_results(self, values)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / LOCK_NAME
+
+    def acquire(self) -> bool:
+        """Take the run's lock (see :func:`open_run`); False if this process already held it."""
+        return _acquire(self.lock_path)
+
+    def release(self) -> None:
+        """Give the run's lock back (it is also released when the process ends, however it ends)."""
+        _release(self.lock_path)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """``with run.lock():`` hold the run's lock for the block; a no-op if this process holds it."""
+        taken = self.acquire()
+        try:
+            yield self
+        finally:
+            if taken:
+                self.release()
+
+
+class RunLocked(RuntimeError):
+    """Another process is training this run."""
+
+
+class ConfigMismatch(ValueError):
+    """A saved run's config differs from the new one in keys its checkpoints depend on."""
+
+
+# Open lock files of this process by path: a process may reopen its own run (a notebook re-running
+# a cell); flock would refuse a second descriptor of the same process.
+_LOCKS: dict[str, int] = {}
+
+
+def _acquire(lock_path: Path) -> bool:
+    """flock ``lock_path`` (created if needed) for this process. Raises :class:`RunLocked` at once if
+    another process holds it; a filesystem without locks (some network mounts) only warns."""
+    key = os.path.realpath(lock_path)
+    if key in _LOCKS:
+        return False
+    import fcntl  # POSIX only (Windows is not a target)
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        os.close(fd)
+        raise RunLocked(f"run {lock_path.parent} is in use by another process ({holder or 'unknown pid'}): wait for "
+                        "it to finish or stop it, or train under another run name") from None
+    except OSError as err:
+        log.warning("cannot lock %s (%s): the filesystem may not support locks; make sure no other process "
+                    "trains this run", lock_path, err)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+    _LOCKS[key] = fd
+    return True
+
+
+def _release(lock_path: Path) -> None:
+    fd = _LOCKS.pop(os.path.realpath(lock_path), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+def clean_leftovers(run: Run) -> list[Path]:
+    """Remove what a killed process left: ``.*.part`` files of :func:`atomic_write` anywhere in the
+    run folder and ``ckpt-*_temp*`` folders of an interrupted TensorFlow save. Call it only while
+    holding the run's lock (another process's files in progress look the same)."""
+    removed = []
+    for part in run.dir.rglob(".*.part"):
+        if part.is_file():
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    if run.checkpoints.is_dir():
+        for temp in run.checkpoints.glob("ckpt-*_temp*"):
+            if temp.is_dir():
+                shutil.rmtree(temp, ignore_errors=True)
+            else:
+                temp.unlink(missing_ok=True)
+            removed.append(temp)
+    if removed:
+        log.warning("removed %d leftover(s) of an interrupted run in %s: %s", len(removed), run.dir,
+                    ", ".join(str(p.relative_to(run.dir)) for p in removed[:10]))
+    return removed
+
+
+# Keys a resumed run may change (matched on the key's last name, or any section name on its path):
+# the training budget, how often things are saved or logged, optimizer scalars and the schedule of
+# the adversarial game. Everything else (generator.*, discriminator.*, critic.*, model, variant,
+# data.name/image_size/channels/crop/path, training.loss, training.precision, ...) changes the
+# networks, their checkpointed state or the data, and is refused.
+SAFE_ON_RESUME = frozenset({
+    "epochs", "steps", "generator_iterations", "snapshot_every", "checkpoint_every_steps",
+    "checkpoint_every_epochs", "keep_checkpoints", "histogram_every", "log_every", "loss_every",
+    "d_lr", "g_lr", "lr", "learning_rate", "beta_1", "beta_2", "rho", "epsilon", "batch_size",
+    "labelled_batch_size", "label_noise", "n_critic", "schedule", "clip_value", "gp_weight", "gp_lambda",
+    "drift", "seed", "fid", "run_eagerly", "jit_compile", "steps_per_execution", "description",
+})
+
+
+def is_safe_on_resume(key: str) -> bool:
+    """Whether the dotted config ``key`` may differ when a run resumes (see :data:`SAFE_ON_RESUME`)."""
+    return any(part in SAFE_ON_RESUME for part in key.split("."))
+
+
+def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(unsafe, safe) dotted keys that differ between a saved config and a new one. Keys present in
+    only one of them count as safe (a newer version's default, an old run's retired key): if they
+    did change the networks, the checkpoint restore still refuses to load."""
+    unsafe, safe = [], []
+    for key in sorted(_diff_keys(old, new)):
+        present = _lookup(old, key) is not _MISSING and _lookup(new, key) is not _MISSING
+        (unsafe if present and not is_safe_on_resume(key) else safe).append(key)
+    return unsafe, safe
+
+
+_MISSING = object()
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return _MISSING
+        config = config[part]
+    return config
+
 
 def open_run(experiment: str, run: str = "default", config: dict | None = None,
-             root: str | os.PathLike | None = None, fresh: bool = False) -> Run:
+             root: str | os.PathLike | None = None, fresh: bool = False, lock: bool = True) -> Run:
     """Create (or reopen, to resume) ``<root>/<experiment>/<run>/`` and write ``config.yaml``.
 
-    Reopening a run whose saved config differs from ``config`` logs the differing keys and
-    keeps training from the checkpoint with the new config; pass ``fresh=True`` to delete the
-    old run's checkpoints, frames and logs and start again at step 0.
+    Reopening a run whose saved config differs from ``config``:
+
+    * in keys that change the networks, their state or the data (``generator.*``,
+      ``discriminator.*``, ``critic.*``, ``model``, ``variant``, ``data.image_size``,
+      ``data.channels``, ``data.name``, ``training.loss``, ...): raises :class:`ConfigMismatch`
+      before anything is touched, naming the keys; use a new run name, or ``fresh=True`` (CLI
+      ``--fresh``) to delete the old run's checkpoints, frames and logs and start again at step 0;
+    * only in keys of :data:`SAFE_ON_RESUME` (budget, save/log frequencies, learning rates and other
+      optimizer scalars, label noise, critic schedule, batch size, seed, FID settings): logs them and
+      saves the new config. The new learning rates win over the restored optimizers' once
+      :func:`apply_learning_rates` runs after the restore.
+
+    With ``lock`` (default) the process holds the run's lock from here on (:meth:`Run.acquire`;
+    released by :meth:`Run.release` or when the process ends): a second process opening the same
+    run fails at once with :class:`RunLocked`. The leftovers of a killed process are then removed
+    (:func:`clean_leftovers`).
     """
     for label, value in (("experiment", experiment), ("run", run)):
         if not value or any(c in value for c in "/\\") or value in (".", ".."):
             raise ValueError(f"{label} name {value!r} must be a non-empty folder name without slashes")
     root = Path(root) if root is not None else DEFAULT_ROOT
     r = Run(dir=root / experiment / run, experiment=experiment, name=run)
-    if fresh and r.dir.exists():
-        import shutil
-
-        log.warning("fresh=True: deleting the previous run in %s", r.dir)
-        shutil.rmtree(r.dir)
-    for sub in SUBDIRS:
-        (r.dir / sub).mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        if r.config_path.exists():
-            old = load_config(r.config_path)
-            changed = sorted(_diff_keys(old, config))
-            if changed:
-                log.warning("run %s: config differs from the saved one in %s; saving the new one",
-                            r.dir, ", ".join(changed))
-        save_config(r.config_path, config)
+    safe: list[str] = []
+    if config is not None and not fresh and r.config_path.exists():
+        old = load_config(r.config_path)
+        unsafe, safe = config_changes(old, config)
+        if unsafe:
+            shown = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in unsafe[:12])
+            raise ConfigMismatch(
+                f"run {r.dir} was trained with another config, and its checkpoints do not fit the new one: {shown}. "
+                f"Either train under a new run name, or start this run again from step 0 with fresh=True "
+                f"(CLI: --fresh), which deletes its checkpoints, frames and logs.")
+    taken = r.acquire() if lock else False
+    try:
+        if fresh and r.dir.exists():
+            log.warning("fresh=True: deleting the previous run in %s", r.dir)
+            for child in r.dir.iterdir():
+                if child.name == LOCK_NAME:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        for sub in SUBDIRS:
+            (r.dir / sub).mkdir(parents=True, exist_ok=True)
+        if lock:
+            clean_leftovers(r)
+        if config is not None:
+            if safe:
+                log.warning("run %s resumes with a changed config: %s", r.dir,
+                            "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in safe))
+            save_config(r.config_path, config)
+    except BaseException:
+        if taken:
+            r.release()
+        raise
     return r
+
+
+def learning_rates(config: dict) -> dict[int, float]:
+    """The config's learning rate per optimizer, by position in ``model.optimizer_pairs()`` (0: D or
+    the critic, 1: G): ``training.d_lr``/``g_lr`` (DCGAN, SGAN, dogs), ``<variant>.learning_rate``
+    (WGAN ``clip``/``gp``), ``training.learning_rate`` (PGGAN, both networks)."""
+    t = config.get("training") or {}
+    if "d_lr" in t or "g_lr" in t:
+        return {i: float(t[k]) for i, k in enumerate(("d_lr", "g_lr")) if t.get(k) is not None}
+    section = config.get(config.get("variant")) if isinstance(config.get("variant"), str) else None
+    if isinstance(section, dict) and section.get("learning_rate") is not None:
+        return {0: float(section["learning_rate"]), 1: float(section["learning_rate"])}
+    if t.get("learning_rate") is not None:
+        return {0: float(t["learning_rate"]), 1: float(t["learning_rate"])}
+    return {}
+
+
+def apply_learning_rates(model, config: dict) -> dict[str, tuple[float, float]]:
+    """Set the optimizers' learning rates to the config's (:func:`learning_rates`); call it after a
+    checkpoint restore, which brings back the old run's values. Logs and returns the changes as
+    ``{"optimizer 0": (restored, new)}``; a learning-rate schedule is left alone with a warning."""
+    pairs = list(model.optimizer_pairs())
+    changed = {}
+    for index, value in learning_rates(config).items():
+        if index >= len(pairs):
+            continue
+        optimizer = pairs[index][0]
+        inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+        current = getattr(inner, "_learning_rate", None)
+        if current is None or not hasattr(current, "assign"):
+            log.warning("optimizer %d has a learning-rate schedule; the config's %g is not applied", index, value)
+            continue
+        old = float(current.numpy())
+        if abs(old - value) > 1e-6 * abs(value):  # beyond float32 round-off
+            current.assign(value)
+            changed[f"optimizer {index}"] = (old, value)
+    if changed:
+        log.warning("learning rates from the config replace the restored ones: %s",
+                    ", ".join(f"{k}: {a:g} -> {b:g}" for k, (a, b) in changed.items()))
+    return changed
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:

@@ -4,7 +4,7 @@ Two extractors give the 2048-d pool_3 features (the input to FID, Heusel et al. 
 
 ``tf-inception-2015-12-05``
     The frozen 2015 Inception graph (``classify_image_graph_def.pb`` inside
-    http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz), the network
+    https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz), the network
     that TTUR's reference FID code and pytorch-fid (a port of its weights) use. Images are fed to
     the graph's ``ExpandDims:0`` tensor as float 0..255 at their own size, so the graph's own
     bilinear resize to 299x299 runs exactly as in TTUR: **use it for numbers you compare with
@@ -17,6 +17,10 @@ Two extractors give the 2048-d pool_3 features (the input to FID, Heusel et al. 
 ``keras-inceptionv3-random``
     The same network with random weights (``weights=None``): runs offline, tests the plumbing;
     every number it produces is labelled :data:`RANDOM_NOTE`.
+
+A ``.pb`` is a program, not data: TensorFlow runs whatever ops it holds, file reads and writes
+included. Every GraphDef is therefore checked against :data:`ALLOWED_GRAPH_OPS` (the pure tensor
+ops the 2015 graph uses) before it is imported, and refused with the names of any other ops.
 
 Preprocessing (Keras extractors): uint8 [0, 255] or float [-1, 1] NHWC; 1-channel images are
 repeated to RGB; resized to 299x299 with ``tf.image.resize(method="bilinear", antialias=True)``
@@ -34,9 +38,42 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
-INCEPTION_2015_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+INCEPTION_2015_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 INCEPTION_2015_ARCHIVE = "inception-2015-12-05.tgz"
 INCEPTION_2015_PB = "classify_image_graph_def.pb"
+# No sha256 of the archive is published by TensorFlow, and none could be found in public code to cite
+# (or computed here: no download in development). Until one is pinned, the first download's sha256
+# is recorded beside it and later uses are checked against it (ganhelpers.data.fetch); the op
+# allow-list below is what keeps a tampered graph from doing harm.
+INCEPTION_2015_SHA256: str | None = None
+MAX_GRAPH_BYTES = 256 << 20  # the real .pb is about 92 MB
+# The op types of the 2015 graph: decoding and resizing the input, convolutions with their batch
+# normalisation, pooling, concatenation, the classifier; all of them pure functions of tensors.
+ALLOWED_GRAPH_OPS = frozenset({
+    "Const", "Placeholder", "PlaceholderWithDefault", "Identity", "NoOp", "CheckNumerics",
+    "DecodeJpeg", "Cast", "ExpandDims", "Squeeze", "Reshape", "Shape", "ResizeBilinear",
+    "Add", "AddV2", "Sub", "Mul", "RealDiv", "BiasAdd", "MatMul", "Conv2D",
+    "BatchNormWithGlobalNormalization", "FusedBatchNorm", "FusedBatchNormV3", "Relu", "Relu6",
+    "MaxPool", "AvgPool", "Concat", "ConcatV2", "Softmax",
+})
+
+
+class UnsafeGraph(ValueError):
+    """A GraphDef with ops outside :data:`ALLOWED_GRAPH_OPS` (file access, Python calls, ...)."""
+
+
+def check_graph_ops(graph_def, source="the graph") -> None:
+    """Raise :class:`UnsafeGraph` naming every op type of ``graph_def`` (its nodes and any function
+    library) outside :data:`ALLOWED_GRAPH_OPS`; called before a GraphDef is imported."""
+    ops = {n.op for n in graph_def.node}
+    for function in graph_def.library.function:
+        ops |= {n.op for n in function.node_def}
+    ops |= {f.signature.name for f in graph_def.library.function}  # calls to them are ops too
+    outside = sorted(ops - ALLOWED_GRAPH_OPS)
+    if outside:
+        raise UnsafeGraph(f"{source} holds ops outside the FID graph's allow-list: {', '.join(outside)}. A .pb is "
+                          "code that TensorFlow runs (these could read or write files); refusing to load it. Use "
+                          f"{INCEPTION_2015_PB} from {INCEPTION_2015_URL}")
 # Tensor names inside the 2015 graph (TTUR imports it under the prefix "FID_Inception_Net/").
 GRAPH_INPUT = "ExpandDims:0"        # float 0..255, (N, H, W, 3); the graph resizes to 299x299
 GRAPH_POOL3 = "pool_3:0"            # (N, 1, 1, 2048)
@@ -171,10 +208,13 @@ class Inception2015Graph(Extractor):
             raise ValueError(f"resize must be 'graph' or 'antialias', got {resize!r}")
         self.path, self.resize = path, resize
         graph_def = tf.compat.v1.GraphDef()
+        if path.stat().st_size > MAX_GRAPH_BYTES:
+            raise ValueError(f"{path} has {path.stat().st_size:,} bytes, over {MAX_GRAPH_BYTES:,}: not the 2015 graph")
         try:
             graph_def.ParseFromString(path.read_bytes())
         except Exception as err:  # noqa: BLE001 - protobuf raises its own DecodeError
             raise ValueError(f"{path} is not a frozen GraphDef .pb ({err})") from err
+        check_graph_ops(graph_def, str(path))
         nodes = {n.name for n in graph_def.node}
         for needed in (GRAPH_INPUT, GRAPH_POOL3):
             if needed.split(":")[0] not in nodes:
@@ -239,17 +279,23 @@ def extract_2015_graph(archive, dest=None) -> Path:
         member = next((m for m in tar.getmembers() if Path(m.name).name == INCEPTION_2015_PB and m.isfile()), None)
         if member is None:
             raise ValueError(f"{archive} holds no {INCEPTION_2015_PB}: is it {INCEPTION_2015_ARCHIVE}?")
+        if member.size > MAX_GRAPH_BYTES:
+            raise ValueError(f"{archive}: {member.name} has {member.size:,} bytes, over {MAX_GRAPH_BYTES:,}: not the "
+                             "2015 graph; refusing to extract it")
         from .experiment import atomic_write
 
         atomic_write(target, tar.extractfile(member).read())
     return target
 
 
-def download_2015_graph(data_dir=None, url: str = INCEPTION_2015_URL) -> Path:
-    """Download ``inception-2015-12-05.tgz`` (88 MB) into ``data_dir`` and return the ``.pb`` path."""
+def download_2015_graph(data_dir=None, url: str = INCEPTION_2015_URL, sha256: str | None = INCEPTION_2015_SHA256
+                        ) -> Path:
+    """Download ``inception-2015-12-05.tgz`` (88 MB, https) into ``data_dir`` and return the ``.pb``
+    path. The archive is checked against ``sha256``, or, without one, against the sha256 recorded at
+    its first download (see :func:`ganhelpers.data.fetch`); the graph's ops are checked when it loads."""
     from .data import DEFAULT_DATA_DIR, fetch
 
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / "inception"
     if (data_dir / INCEPTION_2015_PB).is_file():
         return data_dir / INCEPTION_2015_PB
-    return extract_2015_graph(fetch(url, data_dir, INCEPTION_2015_ARCHIVE), data_dir)
+    return extract_2015_graph(fetch(url, data_dir, INCEPTION_2015_ARCHIVE, sha256=sha256), data_dir)

@@ -10,8 +10,10 @@ read and assign the model's ``tf.Variable`` s and write files.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
+import re
 from pathlib import Path
 
 import keras
@@ -86,7 +88,10 @@ class Checkpoint(keras.callbacks.Callback):
     Restores the newest readable checkpoint before training (``GAN.fit`` calls
     ``restore_before_fit`` so the epoch loop continues at the restored epoch). TensorFlow writes a
     checkpoint to temporary files and updates the index atomically, so a kill at any moment leaves
-    the previous checkpoint intact; an unreadable newest checkpoint is skipped with a warning.
+    the previous checkpoint intact; an unreadable newest checkpoint is skipped with a warning, and
+    when checkpoints exist but none is readable, :class:`UnreadableCheckpoints` is raised before
+    training starts (see :func:`restore_latest`). A missing or stale index is rebuilt from the
+    ``ckpt-*.index`` files (:func:`checkpoint_manager`).
 
     A non-finite loss stops training with a ``FloatingPointError`` *before* anything is saved, so
     the checkpoints on disk always hold finite weights.
@@ -106,7 +111,7 @@ class Checkpoint(keras.callbacks.Callback):
             return
         model.build_optimizers()
         self.checkpoint = tf.train.Checkpoint(**model.checkpoint_items())
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=self.keep)
+        self.manager = checkpoint_manager(self.checkpoint, self.directory, self.keep)
         self._model = model
 
     def restore_before_fit(self, model) -> str | None:
@@ -153,15 +158,70 @@ class Checkpoint(keras.callbacks.Callback):
             self.save()
 
 
+class UnreadableCheckpoints(RuntimeError):
+    """Checkpoints exist, but none of them restores into the model."""
+
+
+_CKPT_INDEX = re.compile(r"ckpt-(\d+)\.index")
+
+
+def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory, keep: int | None = None
+                       ) -> tf.train.CheckpointManager:
+    """``tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)`` whose list is rebuilt,
+    with a warning, from the ``ckpt-<step>.index`` files when the index file ``checkpoint`` is
+    missing, unreadable or older than the newest of them (TensorFlow would otherwise start again
+    at step 0 and overwrite them). Used by training and by ``sample`` alike."""
+    directory = Path(directory)
+    found = sorted((int(m.group(1)), m.group(0)[: -len(".index")]) for f in
+                   (directory.iterdir() if directory.is_dir() else ()) if (m := _CKPT_INDEX.fullmatch(f.name)))
+    try:
+        manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep)
+        listed = list(manager.checkpoints)
+    except Exception as err:  # noqa: BLE001 - a damaged index is a text-proto parse error
+        log.warning("checkpoint index %s is unreadable (%s)", directory / "checkpoint", err)
+        manager, listed = None, []
+    if not found:
+        return manager or tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep)
+    listed_numbers = [int(m.group(1)) for p in listed if (m := re.search(r"ckpt-(\d+)$", p))]
+    if manager is not None and listed_numbers and max(listed_numbers) >= found[-1][0]:
+        return manager
+    names = sorted({name for _, name in found} | {Path(p).name for p in listed},
+                   key=lambda n: int(n.split("-")[1]))
+    log.warning("checkpoint index %s is missing or out of date: rebuilt it from the files (%s)",
+                directory / "checkpoint", ", ".join(names))
+    try:
+        # The manager lists only checkpoints newer than last_preserved_timestamp: give the files' times.
+        times = [(directory / f"{n}.index").stat().st_mtime if (directory / f"{n}.index").exists() else 0.0
+                 for n in names]
+        tf.compat.v1.train.update_checkpoint_state(str(directory), names[-1], all_model_checkpoint_paths=names,
+                                                   all_model_checkpoint_timestamps=times,
+                                                   last_preserved_timestamp=min(times) - 1.0)
+    except (OSError, tf.errors.OpError) as err:
+        log.warning("cannot write the rebuilt index in %s (%s): restore by hand with "
+                    "tf.train.Checkpoint(...).restore(%r)", directory, err, str(directory / names[-1]))
+    return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep)
+
+
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str | None:
-    """Restore the newest checkpoint that reads back; skip (and warn about) unreadable ones."""
+    """Restore the newest checkpoint that reads back, skipping (and warning about) unreadable ones;
+    returns its path, or None when there is no checkpoint at all. When checkpoints exist but none
+    restores, raises :class:`UnreadableCheckpoints` (a run never silently starts again at step 0);
+    the model may then hold some of their values, so it must not be trained."""
+    problems = []
     for path in reversed(manager.checkpoints):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
         except Exception as err:  # noqa: BLE001 - TF raises OpError, ValueError, IndexError... on bad files
-            log.warning("checkpoint %s is unreadable (%s); trying an older one", path,
-                        str(err).splitlines()[0] if str(err) else type(err).__name__)
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            problems.append(f"{Path(path).name}: {why}")
+            log.warning("checkpoint %s is unreadable (%s); trying an older one", path, why)
+    if problems:
+        raise UnreadableCheckpoints(
+            f"none of the {len(problems)} checkpoint(s) in {manager.directory} restores into this model "
+            f"({'; '.join(problems)[:600]}). They are damaged or belong to another model or config. To start "
+            "this run again from step 0 use fresh=True (CLI: --fresh), which deletes them; to keep them, "
+            "train under a new run name.")
     return None
 
 
@@ -248,15 +308,20 @@ class LossHistory(keras.callbacks.Callback):
             self._rows.append({"step": step, **{k: float(logs[k]) for k in keys if k in logs}})
 
     def _flush(self):
+        """Append the buffered rows in one write. A torn last line (a kill during an earlier write)
+        is cut off first, so it cannot join the next row."""
         if not self._rows:
             return
         fields = list(self._rows[0])
-        new = not self.csv_path.exists()
+        new = not self.csv_path.exists() or _drop_torn_tail(self.csv_path) == 0
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        if new:
+            w.writeheader()
+        w.writerows(self._rows)
         with open(self.csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(self._rows)
+            f.write(buf.getvalue())
+            f.flush()
         self._rows = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -268,12 +333,50 @@ class LossHistory(keras.callbacks.Callback):
         self._flush()
 
 
+def _drop_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last newline (dropping a torn last line, with a warning); returns
+    the size left."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return size
+        start = max(0, size - (1 << 16))
+        f.seek(start)
+        tail = f.read()
+        cut = start + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        f.truncate(cut)
+    log.warning("%s ended in a torn line (%r), dropped: the process was killed while writing it", path,
+                tail[-80:].decode("utf-8", "replace"))
+    return cut
+
+
 def read_loss_csv(path) -> dict[str, np.ndarray]:
+    """Columns of a loss CSV as float arrays of equal length (empty cells are NaN). Malformed rows
+    (a torn line, a wrong number of fields, text where numbers belong) are skipped with one warning."""
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            return {}
+        rows, bad = [], 0
+        for row in reader:
+            if not row:
+                continue
+            try:
+                if len(row) != len(header):
+                    raise ValueError
+                rows.append([float(v) if v != "" else np.nan for v in row])
+            except ValueError:
+                bad += 1
+    if bad:
+        log.warning("skipped %d malformed row(s) of %s", bad, path)
     if not rows:
         return {}
-    return {k: np.array([float(r[k]) for r in rows if r.get(k) not in (None, "")]) for k in rows[0]}
+    table = np.array(rows, dtype=np.float64)
+    return {k: table[:, i] for i, k in enumerate(header)}
 
 
 def loss_figure(csv_path, title: str | None = None):
@@ -310,4 +413,4 @@ def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
 
 
 __all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "write_gif",
-           "loss_figure", "plot_losses", "restore_latest"]
+           "loss_figure", "plot_losses", "restore_latest", "checkpoint_manager", "UnreadableCheckpoints"]

@@ -117,28 +117,36 @@ def _generated(model, num_samples: int, batch_size: int, seed: int = 0):
 
 def _folder(folder, size: int = 299):
     """(dataset of single uint8 RGB images, count). A folder whose images all share one size is
-    fed at that size; mixed sizes are each resized to ``size`` (Pillow bilinear, antialiased)."""
+    fed at that size; mixed sizes are each resized to ``size`` (Pillow bilinear, antialiased).
+    Files are decoded as :mod:`ganhelpers.data` does (EXIF orientation, 16-bit and float images
+    scaled to 8 bits); files that are not images (empty, text, a decompression bomb) are skipped with
+    one warning naming them, and a folder without any readable image is a ``ValueError``."""
     from PIL import Image
 
-    from .data import _to_mode, list_images
+    from .data import image_size_of, list_images, read_image, warn_skipped
 
-    paths = list_images(folder)
-    sizes = set()
-    for p in paths:
-        with Image.open(p) as im:
-            sizes.add(im.size)
+    paths, sizes, bad = [], set(), []
+    for p in list_images(folder):
+        try:
+            sizes.add(image_size_of(p))
+            paths.append(p)
+        except Exception as err:  # noqa: BLE001 - any decoder error means "skip this file"
+            bad.append(f"{p} ({type(err).__name__}: {err})")
+    warn_skipped(bad, len(paths) + len(bad))
+    if not paths:
+        raise ValueError(f"none of the {len(bad)} image files under {folder} could be read (first: {bad[0]})")
     (w, h) = next(iter(sizes)) if len(sizes) == 1 else (size, size)
 
     def images():
         for p in paths:
             try:
-                with Image.open(p) as im:
-                    im = _to_mode(im, 3)
-                    if im.size != (w, h):
-                        im = im.resize((w, h), Image.Resampling.BILINEAR)
-                    yield np.asarray(im, dtype=np.uint8)
-            except OSError as err:
-                log.warning("skipping unreadable image %s (%s)", p, err)
+                arr = read_image(p, 3)
+            except Exception as err:  # noqa: BLE001 - a header that read but pixels that do not
+                log.warning("skipping unreadable image %s (%s: %s)", p, type(err).__name__, err)
+                continue
+            if arr.shape[:2] != (h, w):
+                arr = np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+            yield arr
 
     spec = tf.TensorSpec((h, w, 3), tf.uint8)
     return tf.data.Dataset.from_generator(images, output_signature=spec), len(paths)
@@ -350,7 +358,9 @@ def trace_sqrt_product(sigma1, sigma2, method: str = "eig", eps: float = 1e-6) -
 def _combined(diff: np.ndarray, tr1: float, tr2: float, trace_sqrt: float) -> float:
     """||diff||^2 + Tr S1 + Tr S2 - 2 Tr((S1 S2)^(1/2)), round-off below 0 clipped, clearly negative raising."""
     value = diff @ diff + tr1 + tr2 - 2.0 * trace_sqrt
-    if value < -1e-6 * max(diff @ diff + tr1 + tr2, 1e-12):
+    # Round-off is relative to the terms that cancel (identical statistics give about -1e-13 from
+    # sqrtm); the absolute 1e-9 floor covers (near-)zero covariances. Far below any FID worth reading.
+    if value < -(1e-6 * (diff @ diff + abs(tr1) + abs(tr2) + 2.0 * abs(trace_sqrt)) + 1e-9):
         raise ValueError(f"Fréchet distance came out negative ({value:.6g}): the covariances are not PSD")
     return float(max(value, 0.0))
 

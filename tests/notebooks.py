@@ -1,31 +1,145 @@
-"""Execute a notebook with papermill in its smoke preset (used by every notebook test)."""
+"""Execute a notebook the way a student does, and check what they would see.
+
+A :class:`Kernel` is one Jupyter kernel started in ``notebooks/`` with Jupyter's default (inline)
+matplotlib backend and no TensorFlow log setting of ours (the notebook's setup cell sets its own).
+``kernel.run_all(**parameters)`` executes every cell with the parameters injected after the
+``parameters`` cell, as papermill does; calling it again in the same kernel is a student changing
+the parameters cell and choosing "Run all" (how the exercises say to do them). A fresh
+:class:`Kernel` is a new session: a Colab disconnect.
+
+:func:`check_outputs` asserts what a reader sees: no error output, an image in every cell that draws
+a figure, no stderr beyond :data:`ALLOWED_STDERR`, no TensorFlow banner and no progress bars.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import re
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
+# stderr lines a notebook may show (each a regex matched against one line). Keep this short: the
+# notebooks set TF_CPP_MIN_LOG_LEVEL=3 before TensorFlow loads, so its C++ lines never appear.
+ALLOWED_STDERR: tuple[str, ...] = (
+    r"^\s*$",
+)
+# Text that must never reach a reader: TensorFlow's start-up lines and Keras' progress bars (the
+# notebooks train with verbose=2: one line per epoch).
+FORBIDDEN = (r"oneDNN custom operations", r"cuInit", r"This TensorFlow binary is optimized", r"Unable to register cu",
+             r"\d+/\d+ ━", r"\x08")
+# A cell whose source has one of these draws a figure and must show an image.
+FIGURE_MARKERS = ("plt.show()", "display(loss_figure", "display(fig", "display(Image(")
 
-def run_notebook(name: str, tmp_path: Path, timeout: int = 900, **parameters) -> Path:
-    """Run ``notebooks/<name>`` with ``PRESET="smoke"``, ``MODEL_DATA`` and ``DATA_DIR`` in ``tmp_path``;
-    returns the executed copy (papermill raises ``PapermillExecutionError`` if a cell fails)."""
-    import papermill as pm
 
-    params = {"PRESET": "smoke", "MODEL_DATA": str(tmp_path / "model_data"),
-              "DATA_DIR": str(tmp_path / "data")}
-    params.update(parameters)
-    out = tmp_path / name
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        pm.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, cwd=str(NOTEBOOKS),
-                            kernel_name="python3", execution_timeout=timeout, progress_bar=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    return out
+def kernel_env() -> dict:
+    """The kernel's environment: this process's, without the test suite's matplotlib or TensorFlow
+    log settings (a student has neither)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+
+
+def parameter_cell(parameters: dict) -> nbformat.NotebookNode:
+    source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    return nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+
+
+class Kernel:
+    """One kernel running ``notebooks/<name>`` (a context manager); see the module docstring."""
+
+    def __init__(self, name: str, timeout: int = 600):
+        from nbclient import NotebookClient
+
+        self.name = name
+        self.source = nbformat.read(NOTEBOOKS / name, as_version=4)
+        self.executed = nbformat.v4.new_notebook(metadata=copy.deepcopy(self.source.metadata))
+        self.client = NotebookClient(self.executed, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+        self._context = None
+        self._passes = 0
+
+    def __enter__(self) -> Kernel:
+        self._context = self.client.setup_kernel(env=kernel_env())
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
+
+    def run(self, source: str) -> nbformat.NotebookNode:
+        """Execute one extra cell (a test's probe) and return it with its outputs."""
+        cell = nbformat.v4.new_code_cell(source)
+        return self._execute([cell])[0]
+
+    def run_all(self, **parameters) -> list[nbformat.NotebookNode]:
+        """Every cell, with ``parameters`` injected after the ``parameters`` cell; returns the
+        executed cells of this pass (a failing cell raises ``CellExecutionError``)."""
+        cells = copy.deepcopy(self.source.cells)
+        at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+        cells.insert(at + 1, parameter_cell(parameters))
+        self._passes += 1
+        return self._execute(cells)
+
+    def _execute(self, cells):
+        for cell in cells:
+            self.executed.cells.append(cell)
+            if cell.cell_type == "code":
+                self.client.execute_cell(cell, len(self.executed.cells) - 1)
+        return cells
+
+    def save(self, path: Path) -> Path:
+        nbformat.write(self.executed, path)
+        return path
+
+
+def stream_text(cell, name: str) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == name)
+
+
+def all_text(cells) -> str:
+    """Every text a reader sees in ``cells``: streams and text/plain results."""
+    parts = []
+    for cell in cells:
+        for o in cell.get("outputs", []):
+            parts.append(o.get("text", "") if o.get("output_type") == "stream" else
+                         o.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def check_outputs(cells) -> dict:
+    """Assert what a reader sees in executed ``cells``; returns ``{"figures": n, "stderr": [lines]}``."""
+    figures, allowed_seen = 0, []
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        src = cell.source
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"error output in cell:\n{src}\n{errors[0].get('ename')}: {errors[0].get('evalue')}"
+        for line in stream_text(cell, "stderr").splitlines():
+            assert any(re.search(p, line) for p in ALLOWED_STDERR), \
+                f"unexpected stderr line {line!r} in cell:\n{src[:300]}"
+            allowed_seen.append(line)
+        text = all_text([cell])
+        for bad in FORBIDDEN:
+            assert not re.search(bad, text), f"{bad!r} in the output of cell:\n{src[:300]}"
+        if any(m in src for m in FIGURE_MARKERS):
+            kinds = {k for o in cell.get("outputs", []) for k in o.get("data", {})}
+            wanted = ("image/png", "image/gif") if "display(Image(" in src else ("image/png",)
+            assert kinds & set(wanted), f"no {' or '.join(wanted)} output (got {sorted(kinds)}) in cell:\n{src}"
+            figures += 1
+    return {"figures": figures, "stderr": allowed_seen}
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "results.json").read_text())
+
+
+def smoke(tmp_path: Path, **parameters) -> dict:
+    """The parameters of a test run: the smoke preset, runs and downloads under ``tmp_path``."""
+    return {"PRESET": "smoke", "MODEL_DATA": str(tmp_path / "model_data"), "DATA_DIR": str(tmp_path / "data"),
+            **parameters}

@@ -1,0 +1,53 @@
+"""Every notebook runs top to bottom in its smoke preset and shows what it should: a figure in every
+figure cell, no errors, no stray stderr, no TensorFlow banner, no progress bars. Notebook 01 also
+resumes after a "disconnect" (a fresh kernel, the same RUN_NAME, a larger budget), and every
+exercise that is cheap in smoke runs as written: its parameters changed, then "Run all" again."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from notebooks import NOTEBOOKS, ROOT, Kernel, all_text, check_outputs, results, smoke
+
+pytestmark = pytest.mark.notebook
+
+
+def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_path):
+    name = "01_dcgan_birds.ipynb"
+    run_dir = tmp_path / "model_data" / "dcgan_smoke" / "resume"
+    with Kernel(name) as k:  # the first session stops at step 10 (STEPS)
+        try:
+            cells = k.run_all(**smoke(tmp_path, RUN_NAME="resume", STEPS=10))
+        finally:
+            k.save(tmp_path / "first.ipynb")
+        check_outputs(cells)
+    first = results(run_dir)
+    assert first["step"] == 10 and first["resumed_from"] is None
+    assert (run_dir / "checkpoints" / "ckpt-10.index").exists()
+
+    with Kernel(name) as k:  # a new session, same RUN_NAME, the preset's whole budget (28 steps)
+        cells = k.run_all(**smoke(tmp_path, RUN_NAME="resume"))
+        shown = check_outputs(cells)
+        assert shown["figures"] == 5  # data, targets, losses, final grid, GIF
+        second = results(run_dir)
+        assert second["step"] == 28
+        assert Path(second["resumed_from"]).name == "ckpt-10"  # continued from the saved step, not from 0
+        rows = (run_dir / "samples" / "losses.csv").read_text().splitlines()[1:]
+        assert [int(row.split(",")[0]) for row in rows] == [10, 20]  # logged every 10 steps, none twice
+        text = all_text(cells)
+        assert len(re.findall(r"^\d+/\d+ - ", text, re.M)) == 1  # one progress line per epoch
+        assert "step 28, " in text
+
+        # Exercise 1 as written: no label noise under a new RUN_NAME, then Run all.
+        cells = k.run_all(**smoke(tmp_path, RUN_NAME="no_noise", CHANGES={"training": {"label_noise": None}}))
+        check_outputs(cells)
+        assert results(run_dir.parent / "no_noise")["step"] == 28
+        assert "label_noise: null" in (run_dir.parent / "no_noise" / "config.yaml").read_text()
+
+        # Without MODEL_DATA, runs go to <repository>/model_data (the kernel was started in notebooks/).
+        setup = next(c.source for c in nbformat.read(NOTEBOOKS / name, 4).cells if "REPOSITORY = " in c.source)
+        k.run("MODEL_DATA = None\n" + setup)
+        assert all_text([k.run("print(MODEL_DATA)")]).strip() == str(ROOT / "model_data")
+    k.save(tmp_path / name)

@@ -51,3 +51,16 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         k.run("MODEL_DATA = None\n" + setup)
         assert all_text([k.run("print(MODEL_DATA)")]).strip() == str(ROOT / "model_data")
     k.save(tmp_path / name)
+
+
+def test_wgan_notebook_and_its_exercises(tmp_path):
+    with Kernel("02_wgan_birds.ipynb") as k:
+        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        assert shown["figures"] == 6  # init weights, schedule, data, curves, samples + histograms, GIFs
+        for variant in ("clip", "gp"):
+            run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
+            assert results(run)["generator_iterations"] == 6
+        # Exercise 2 as written (the cheapest: one changed schedule, both runs).
+        schedule = {"warmup_generator_iterations": 0, "warmup_n_critic": 5, "every": 0, "n_critic": 5}
+        check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="always5", CHANGES={"clip": {"schedule": schedule}})))
+        assert "every: 0" in (tmp_path / "model_data" / "wgan_smoke_clip" / "always5" / "config.yaml").read_text()

@@ -64,3 +64,21 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         schedule = {"warmup_generator_iterations": 0, "warmup_n_critic": 5, "every": 0, "n_critic": 5}
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="always5", CHANGES={"clip": {"schedule": schedule}})))
         assert "every: 0" in (tmp_path / "model_data" / "wgan_smoke_clip" / "always5" / "config.yaml").read_text()
+
+
+def test_sgan_notebook_and_its_exercises(tmp_path):
+    exp = tmp_path / "model_data" / "sgan_smoke"
+    with Kernel("03_sgan_mnist.ipynb") as k:
+        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        assert shown["figures"] == 5  # labelled images, accuracy curve, confusion matrix, samples, sweep
+        r = results(exp / "default")
+        assert len(r["test_accuracy_per_epoch"]) == 3 and 0 <= r["baseline_test_accuracy"] <= 1
+        assert {p.name for p in exp.iterdir()} >= {"default", "default_sweep_2", "default_sweep_5"}
+        # Exercises 1-3 as written, without the sweep (each changes one parameter and the run name).
+        for changes in ({"LABELS_PER_CLASS": 1, "RUN_NAME": "labels1"}, {"FORMULATION": "two_head", "RUN_NAME": "two_head"},
+                        {"GENERATOR_LOSS": "standard", "RUN_NAME": "standard"}):
+            check_outputs(k.run_all(**smoke(tmp_path, RUN_SWEEP=False, **changes)), no_figure=("accuracy_vs_labels",))
+            assert results(exp / changes["RUN_NAME"])["step"] > 0
+        assert results(exp / "labels1")["num_labels"] == 10
+        assert results(exp / "two_head")["formulation"] == "two_head"
+        assert results(exp / "standard")["generator_loss"] == "standard"

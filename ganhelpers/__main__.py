@@ -43,7 +43,7 @@ def _train(args) -> int:
         config.setdefault("training", {})["precision"] = args.precision
     run_name = args.run or (f"{DEFAULT_RUN}-{config['variant']}" if kind.variants else DEFAULT_RUN)
     root = Path(args.root) if args.root else DEFAULT_ROOT
-    run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)
+    run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)  # refuses a changed model
     _print_run(run, kind.name)
     result = train(config, run_name, run=run, steps=args.steps, data_dir=args.data_dir,
                    download=not args.no_download, verbose=2 if args.quiet else "auto")
@@ -203,7 +203,13 @@ def main(argv=None) -> int:
         pkg.addHandler(handler)
         pkg.setLevel(logging.INFO)
         pkg.propagate = False  # TensorFlow may have given the root logger a handler: print once
-    return args.fn(args)
+    from .callbacks import UnreadableCheckpoints
+    from .experiment import ConfigMismatch, RunLocked
+
+    try:
+        return args.fn(args)
+    except (ConfigMismatch, RunLocked, UnreadableCheckpoints) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

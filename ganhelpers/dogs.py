@@ -197,7 +197,7 @@ DOGS_PRESETS["smoke"] = copy.deepcopy(DOGS_PRESETS["full"])
 DOGS_PRESETS["smoke"]["data"].update(name="digits", batch_size=16, crop="center", num_images=64)
 DOGS_PRESETS["smoke"]["generator"]["base_filters"] = 4
 DOGS_PRESETS["smoke"]["discriminator"]["base_filters"] = 4
-DOGS_PRESETS["smoke"]["training"].update(epochs=2, snapshot_every_images=32)
+DOGS_PRESETS["smoke"]["training"].update(epochs=2, snapshot_every_images=32, log_every=2)
 DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights=None, batch_size=4, real_samples=8)
 
 # name -> (why it might help, the sections it changes on the baseline)
@@ -313,6 +313,7 @@ def _finish(run, config: dict, model, data) -> dict:
     comparison = run.name[: -len(config["variant"]) - 1] if run.name.endswith("-" + config["variant"]) else run.name
     return {"variant": config["variant"], "comparison": comparison, "description": config["description"],
             "loss": config["training"]["loss"], "batch_size": config["data"]["batch_size"], "epochs": epochs_done,
+            "steps": int(model.step.numpy()),
             "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": config["fid"]["num_samples"],
             "data": config["data"]["name"], "run_dir": str(run.dir)}
 

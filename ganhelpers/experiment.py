@@ -325,7 +325,8 @@ def learning_rates(config: dict) -> dict[int, float]:
     t = config.get("training") or {}
     if "d_lr" in t or "g_lr" in t:
         return {i: float(t[k]) for i, k in enumerate(("d_lr", "g_lr")) if t.get(k) is not None}
-    section = config.get(config.get("variant")) if isinstance(config.get("variant"), str) else None
+    variant = {"wgan": "clip", "wgan-gp": "gp"}.get(config.get("model"), config.get("variant"))
+    section = config.get(variant) if isinstance(variant, str) else None
     if isinstance(section, dict) and section.get("learning_rate") is not None:
         return {0: float(section["learning_rate"]), 1: float(section["learning_rate"])}
     if t.get("learning_rate") is not None:

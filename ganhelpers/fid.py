@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import summaries
 from .inception import (
     INCEPTION_2015_URL,
     RANDOM_NOTE,
@@ -564,7 +565,7 @@ class FIDMonitor(keras.callbacks.Callback):
     """Every ``every_n_epochs`` epochs: FID of ``num_samples`` generated images against
     ``real_stats`` (a (mu, sigma) tuple or an .npz path).
 
-    Logs the scalar ``fid`` to TensorBoard (``run.logs/fid``, step = epochs completed), adds ``fid``
+    Logs the scalar ``metrics/fid`` to TensorBoard (the run's train writer, step = epochs completed), adds ``fid``
     to the epoch logs, and merges into ``results.json``: ``fid`` (latest), ``fid_history``
     ([[epochs completed, value], ...], kept across resumes), ``fid_extractor`` and ``fid_note``
     (the random-weights warning, else ""). Samples come from ``model.generate(n)`` or
@@ -585,7 +586,6 @@ class FIDMonitor(keras.callbacks.Callback):
         self.run, self.real_stats = run, real_stats
         self.every_n_epochs, self.num_samples, self.batch_size = every_n_epochs, num_samples, batch_size
         self.extractor = extractor
-        self.writer = None
         self.history: list[list] = []
         self._real = None  # (real_stats it was made from, checked mu1, checked sigma1, root factor or None)
 
@@ -600,8 +600,8 @@ class FIDMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._load_real()
-        self.writer = tf.summary.create_file_writer(str(self.run.logs / "fid"))
         self.history = [list(h) for h in self.run.results().get("fid_history", [])]
+        self._started = True
 
     def _sample_source(self):
         model = self.model
@@ -636,12 +636,11 @@ class FIDMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
-        if self.writer is None:
+        if not getattr(self, "_started", False):
             self.on_train_begin()
         value = self.compute()
-        with self.writer.as_default():
-            tf.summary.scalar("fid", value, step=epoch + 1)
-        self.writer.flush()
+        summaries.scalars(self.run, {"metrics/fid": value}, epoch + 1)
+        summaries.flush(self.run)
         self.history = [h for h in self.history if h[0] != epoch + 1] + [[epoch + 1, value]]
         results = {"fid": value, "fid_history": self.history, "fid_extractor": self.extractor.name,
                    "fid_note": self.extractor.note}  # "" unless the numbers are plumbing only
@@ -651,9 +650,7 @@ class FIDMonitor(keras.callbacks.Callback):
         log.info("epoch %d: FID %s", epoch + 1, self.extractor.label(value))
 
     def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self._started = False
 
 
 class _NoiseGenerator:

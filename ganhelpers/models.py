@@ -212,7 +212,8 @@ class GAN(GANBase):
         rng = tf.random.Generator.from_non_deterministic_state() if seed is None else \
             tf.random.Generator.from_seed(int(seed))
         noise = rng.normal((int(n), *self.latent_shape))
-        return self.generate(noise=noise, batch_size=batch_size)
+        # clipped: a linear output layer (PGGAN's) can overshoot [-1, 1] slightly
+        return np.clip(self.generate(noise=noise, batch_size=batch_size), -1.0, 1.0)
 
     def snapshot_images(self) -> np.ndarray:
         """G on the fixed noise, in inference mode (the GIF's frames)."""

@@ -319,10 +319,6 @@ class ProgressiveGAN(GAN):
         factor = self.resolutions[-1] // imgs.shape[1]
         return np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
 
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
-        """``n`` images at the current level's resolution (see :meth:`GAN.sample`)."""
-        return super().sample(n, seed, batch_size)
-
 
 # -- callbacks --------------------------------------------------------------------------------------
 
@@ -392,8 +388,10 @@ def _read_phase(path: str) -> int:
 def restore_progress(model: ProgressiveGAN, checkpoint_dir) -> str | None:
     """Restore the newest readable checkpoint in ``checkpoint_dir``: read its phase, wire that phase,
     then restore every block, both optimizers, alpha and the counters. Without a checkpoint the
-    model starts phase 0. Returns the restored path or None."""
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(), str(checkpoint_dir), max_to_keep=None)
+    model starts phase 0. Returns the restored path or None; raises
+    ``callbacks.UnreadableCheckpoints`` when checkpoints exist but none restores (delete them, or
+    start a fresh run)."""
+    manager = cb.checkpoint_manager(tf.train.Checkpoint(), checkpoint_dir)  # rebuilds a deleted index
     for path in reversed(manager.checkpoints):
         try:
             model.wire_phase(_read_phase(path))
@@ -408,6 +406,10 @@ def restore_progress(model: ProgressiveGAN, checkpoint_dir) -> str | None:
                  "fade" if model.fading else "stabilise", float(model.alpha.numpy()),
                  int(model.phase_images.numpy()))
         return path
+    if manager.checkpoints:
+        raise cb.UnreadableCheckpoints(
+            f"none of the {len(manager.checkpoints)} checkpoints in {checkpoint_dir} restores into this PGGAN: "
+            "use a new run name, or start again with fresh=True (CLI --fresh)")
     model.start_phase(0)
     return None
 

@@ -30,7 +30,7 @@ import keras
 
 from . import callbacks as cb
 from . import summaries
-from .experiment import Run, load_config, open_run, seed_everything
+from .experiment import Run, apply_learning_rates, load_config, open_run, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def training_option(config: dict, key: str, default=None):
 
 
 def standard_callbacks(run: Run, config: dict, tensorboard: bool = True) -> list[keras.callbacks.Callback]:
-    """The callbacks every run has, set from ``config["training"]``: the checkpoint (first),
-    fixed-noise snapshots, loss history + plot, TensorBoard, the GIF at the end."""
+    """The callbacks every run has, set from ``config["training"]``: the checkpoint, fixed-noise
+    snapshots, loss history + plot, TensorBoard, the GIF at the end."""
     t = config.get("training", {})
     log_every = t.get("log_every", 10)
     cbs = [cb.Checkpoint(run, every_n_steps=t.get("checkpoint_every_steps"),
@@ -202,10 +202,14 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     model = kind.build(config)
 
     def make_callbacks():
-        return (standard_callbacks(run, config, tensorboard) + list(kind.callbacks(run, config, model, data))
+        # the model's own first: what they steer (alpha, label noise) or add to the logs (test
+        # accuracy) is in place before the checkpoint saves and the loggers write
+        return (list(kind.callbacks(run, config, model, data)) + standard_callbacks(run, config, tensorboard)
                 + list(callbacks))
 
     restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
+    if restored:
+        apply_learning_rates(model, config)  # a learning rate changed in the config wins over the restored one
     total = int(steps) if steps is not None else int(kind.total_steps(config, data))
     ctx = Context(kind, config, run, model, data, make_callbacks, total, verbose)
     start = time.perf_counter()
@@ -278,5 +282,11 @@ def set_value(config: dict, assignment: str) -> dict:
     if keys[-1] not in node:
         raise ValueError(f"--set {path}: no key {keys[-1]!r} in {'.'.join(keys[:-1]) or 'the config'}; "
                          f"keys: {sorted(node)}")
-    node[keys[-1]] = yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string: a number is meant
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    node[keys[-1]] = value
     return config

@@ -467,7 +467,9 @@ def _dataset(config: dict, data: dict):
 
 
 def _steps_per_pass(config: dict, data: dict) -> int:
-    return max(1, len(data["x_unlabelled"]) // config["data"]["batch_size"])
+    """Steps of one epoch: ``training.steps_per_epoch`` if set, else one pass over the unlabelled set."""
+    per_pass = max(1, len(data["x_unlabelled"]) // config["data"]["batch_size"])
+    return config["training"].get("steps_per_epoch") or per_pass
 
 
 def _finish(run, config: dict, model, data) -> dict:
@@ -502,13 +504,16 @@ KIND = _kind()
 
 
 def run_experiment(config: dict, data: dict | None = None, root=None, run_name: str = "default",
-                   data_dir=None, verbose: int | str = 0, **kwargs) -> dict:
+                   data_dir=None, verbose: int | str = 0, steps_per_epoch: int | None = None, **kwargs) -> dict:
     """Train the SGAN and its baseline on the same labels through :func:`ganhelpers.run.train`;
     returns the results (``sgan_test_accuracy``, ``baseline_test_accuracy``, ...) with the model,
     the baseline and the run under ``"model"``, ``"baseline"``, ``"run"`` (not in the file).
-    ``data``: the train/test split (default :func:`load_data`)."""
+    ``data``: the train/test split (default :func:`load_data`); ``steps_per_epoch`` shortens the
+    epochs (``training.steps_per_epoch``)."""
     from .run import train
 
+    if steps_per_epoch is not None:
+        config = dict(config, training={**config["training"], "steps_per_epoch": int(steps_per_epoch)})
     prepared = prepare_data(config, data, data_dir)
     result = train(dict(config, model="sgan"), run_name, root=root, data=prepared, verbose=verbose, **kwargs)
     return {**result.results, "model": result.model, "baseline": result.model.baseline, "run": result.run}

@@ -37,9 +37,8 @@ def _equivalence_and_fit() -> dict:
     import tensorflow as tf
 
     from ganhelpers import data
-    from ganhelpers.dcgan import dcgan_config
+    from ganhelpers.dcgan import DCGAN, build_dcgan, dcgan_config
     from ganhelpers.layers import build_dcgan_networks
-    from ganhelpers.dcgan import DCGAN, build_dcgan
 
     config = dcgan_config("smoke")
     keras.utils.set_random_seed(0)

@@ -8,9 +8,8 @@ import pytest
 import tensorflow as tf
 
 from ganhelpers import fastconv
-from ganhelpers.dcgan import dcgan_config
+from ganhelpers.dcgan import build_dcgan, dcgan_config
 from ganhelpers.fastconv import PhaseConv2D, PhaseConv2DTranspose
-from ganhelpers.dcgan import build_dcgan
 
 CASES = [  # (n, h, w, c_in, c_out, kernel, stride)
     (2, 4, 4, 8, 6, 5, 2), (2, 4, 4, 8, 6, 4, 2), (3, 5, 7, 4, 5, 3, 2), (2, 3, 3, 3, 2, 2, 2),

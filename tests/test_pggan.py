@@ -16,7 +16,6 @@ from ganhelpers.pggan import (
     load_images,
     pggan_config,
     restore_progress,
-    train_progressive,
 )
 from ganhelpers.pggan_layers import (
     EqualizedConv2D,
@@ -27,6 +26,7 @@ from ganhelpers.pggan_layers import (
     to_rgb,
     upsample_images,
 )
+from ganhelpers.run import train
 
 
 def small_model(resolution=8, channels=3):
@@ -150,29 +150,50 @@ def test_resume_restores_level_alpha_and_weights_mid_fade(model_data):
     config = pggan_config("smoke", data={"name": "digits", "image_size": 8, "channels": 1},
                           training={**pggan_config("smoke")["training"], "fade_images": 64, "stabilise_images": 32,
                                     "checkpoint_every_steps": 2, "snapshot_every": 100})
-    imgs = load_images(config)
-    run = open_run(config["experiment"], "resume", config, root=model_data)
-    first = build_pggan(config)
+    data = {"images": load_images(config)}
     # phase 0: 2 steps of 16 at 4x4; then the fade to 8x8: 4 steps; stop after 2 of them
     with pytest.raises(Interrupted):
-        train_progressive(first, imgs, run, config, verbose=0, tensorboard=False, extra_callbacks=[InterruptAt(4)])
-    assert int(first.level.numpy()) == 1 and first.fading and first.alpha.numpy() == pytest.approx(0.5)
+        train(config, "resume", root=model_data, data=data, verbose=0, tensorboard=False,
+              callbacks=[InterruptAt(4)])
+    run = open_run(config["experiment"], "resume", config, root=model_data)
 
     second = build_pggan(config)
     assert restore_progress(second, run.checkpoints).endswith("ckpt-4")
     assert int(second.level.numpy()) == 1 and second.fading and second.resolution == 8
     assert second.alpha.numpy() == pytest.approx(0.5) and int(second.phase_images.numpy()) == 32
     assert int(second.step.numpy()) == 4 and int(second.images_seen.numpy()) == 64
-    for a, b in zip(first.weights, second.weights, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    for a, b in zip(first.d_optimizer.variables, second.d_optimizer.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
-    results = train_progressive(second, imgs, run, config, verbose=0, tensorboard=False)
+    model, _, results = train(config, "resume", root=model_data, data=data, verbose=0, tensorboard=False)
     # 2 + 4 + 2 steps in all, 16 images each: the resumed run did only the missing 4
-    assert results["step"] == 8 and results["images_seen"] == 128
+    assert results["step"] == 8 and results["images_seen"] == 128 and results["resumed_from"].endswith("ckpt-4")
     assert results["resolution"] == 8 and results["alpha"] == 1.0
     assert results["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png"]
+
+
+def test_pggan_uses_the_shared_optimizer_step_and_penalty(monkeypatch):
+    """PGGAN's critic and generator updates go through GANBase._apply (loss scaling, replica
+    division) and its penalty is losses.gradient_penalty: one copy of each for every model."""
+    from ganhelpers import losses
+    from ganhelpers.models import GANBase
+
+    calls = {"apply": 0, "gp": 0}
+    apply, gp = GANBase._apply, losses.gradient_penalty
+
+    def counting_apply(optimizer, tape, loss, variables):
+        calls["apply"] += 1
+        return apply(optimizer, tape, loss, variables)
+
+    def counting_gp(*args):
+        calls["gp"] += 1
+        return gp(*args)
+
+    monkeypatch.setattr(GANBase, "_apply", staticmethod(counting_apply))
+    monkeypatch.setattr(losses, "gradient_penalty", counting_gp)
+    model = small_model(8, 1)
+    model.run_eagerly = True
+    model.start_phase(0)
+    model.train_on_batch(tf.zeros((8, 4, 4, 1)))
+    assert calls == {"apply": 2, "gp": 1}
 
 
 def test_notebook_smoke(tmp_path):

@@ -11,8 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ganhelpers import data, precision
-from ganhelpers.dcgan import dcgan_config
-from ganhelpers.dcgan import build_dcgan
+from ganhelpers.dcgan import build_dcgan, dcgan_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganhelpers import callbacks, data, dcgan, images
+from ganhelpers import callbacks, data, dcgan, images, summaries
 from ganhelpers.dcgan import dcgan_config
 from ganhelpers.experiment import open_run
-from ganhelpers.training import train_dcgan
+from ganhelpers.run import train
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_interrupted_run_resumes_at_the_checkpointed_step_with_the_same_fixed_no
     config = dcgan_config("smoke")
     config["training"].update(checkpoint_every_steps=6, snapshot_every=3, epochs=3)
     with pytest.raises(KeyboardInterrupt):
-        train_dcgan(config, images=digits32, root=model_data, run_name="r", verbose=0,
-                    extra_callbacks=[_Interrupt(8)], tensorboard=False)
+        train(config, "r", root=model_data, data={"images": digits32}, verbose=0, callbacks=[_Interrupt(8)],
+              tensorboard=False)
     run_dir = model_data / config["experiment"] / "r"
     saved = tf.train.load_checkpoint(str(run_dir / "checkpoints"))
     fixed = saved.get_tensor("fixed_noise/.ATTRIBUTES/VARIABLE_VALUE")
@@ -105,12 +105,13 @@ def test_interrupted_run_resumes_at_the_checkpointed_step_with_the_same_fixed_no
             resumed_at["step"] = int(self.model.step.numpy())
             resumed_at["noise"] = self.model.fixed_noise.numpy()
 
-    model, run, _ = train_dcgan(config, images=digits32, root=model_data, run_name="r", verbose=0,
-                                extra_callbacks=[Probe()], tensorboard=False)
+    model, run, results = train(config, "r", root=model_data, data={"images": digits32}, verbose=0,
+                                callbacks=[Probe()], tensorboard=False)
     assert resumed_at["step"] == 6  # not 0
     np.testing.assert_array_equal(resumed_at["noise"], fixed)
-    # 4 steps an epoch: step 6 lies in epoch 1, which restarts; epochs 1 and 2 follow the 6 restored steps
-    assert int(model.step.numpy()) == 6 + 2 * 4 and int(model.epoch.numpy()) == 3
+    # the budget is 3 epochs of 4 steps = 12 steps: the 6 restored ones and exactly 6 more
+    assert int(model.step.numpy()) == 12 and int(model.epoch.numpy()) == 3
+    assert results["step"] == 12 and results["resumed_from"].endswith("ckpt-6") and results["model"] == "dcgan"
     frames = sorted(p.name for p in run.tmp.glob("step_*.png"))
     assert frames[:3] == ["step_00000000.png", "step_00000003.png", "step_00000006.png"]
     assert frames[-1] == "step_00000012.png"
@@ -118,7 +119,7 @@ def test_interrupted_run_resumes_at_the_checkpointed_step_with_the_same_fixed_no
     assert images.gif_frame_count(run.gifs / "dcgan_smoke.gif") == len(frames)
     assert (run.samples / "losses.png").exists()
     header = (run.samples / "losses.csv").read_text().splitlines()[0].split(",")
-    assert header == ["step", "d_loss_real", "d_loss_fake", "g_loss"]
+    assert header == ["step", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake"]
 
 
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(model_data, digits32, caplog):
@@ -160,28 +161,29 @@ def test_grid_and_gif_helpers(tmp_path):
     assert math.isclose(len(images.read_png(frames[0]).shape), 2)
 
 
-def _scalar_tags(logdir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = {}
-    for folder in sorted({p.parent for p in logdir.rglob("events.out.tfevents.*")}):
-        acc = EventAccumulator(str(folder), size_guidance={"tensors": 0})
-        acc.Reload()
-        for tag in acc.Tags()["tensors"]:
-            out.setdefault(tag, []).extend(int(e.step) for e in acc.Tensors(tag))
-    return out
-
-
-def test_tensorboard_logs_every_epoch_and_continues_steps_after_resume(model_data, digits32):
+def test_tensorboard_writes_every_point_and_continues_steps_after_resume(model_data, digits32):
+    """Grouped tags at the model's step across a resume, the same points as losses.csv, one writer
+    per kind of data, and epoch values at every epoch end."""
     run = open_run("tb", "a", root=model_data)
-    ds = data.make_dataset(digits32, 64)  # 4 steps an epoch: no epoch ends on a multiple of update_freq=3
-    model = _model()
-    model.fit(ds, epochs=2, verbose=0, shuffle=False,
-              callbacks=[callbacks.Checkpoint(run), callbacks.TensorBoard(run, update_freq=3)])
-    again = _model()
-    again.fit(ds, epochs=3, verbose=0, shuffle=False,
-              callbacks=[callbacks.Checkpoint(run), callbacks.TensorBoard(run, update_freq=3)])
-    tags = _scalar_tags(run.logs)
-    for name in ("d_loss_real", "d_loss_fake", "g_loss"):
-        assert sorted(tags[f"epoch_{name}"]) == [0, 1, 2]
-    assert sorted(tags["batch_g_loss"]) == [3, 6, 9, 12]  # steps 9 and 12 come after the resume at step 8
+    ds = data.make_dataset(digits32, 64)  # 4 steps an epoch: no epoch ends on a multiple of log_every=3
+
+    def cbs():
+        return [callbacks.Checkpoint(run), callbacks.LossHistory(run, every_n_steps=3),
+                summaries.TensorBoard(run, log_every=3, config=dcgan_config("smoke"))]
+
+    _model().fit(ds, epochs=2, verbose=0, shuffle=False, callbacks=cbs())
+    _model().fit(ds, epochs=3, verbose=0, shuffle=False, callbacks=cbs())
+    summaries.close(run)
+    tags = summaries.read_scalars(run.logs)
+    rows = (run.samples / "losses.csv").read_text().splitlines()[1:]
+    for name in ("losses/d_loss_real", "losses/d_loss_fake", "losses/g_loss", "accuracy/d_acc_real"):
+        assert [s for s, _ in tags[name]] == [3, 6, 9, 12]  # steps 9 and 12 come after the resume at step 8
+        assert len(tags[name]) == len(rows)
+        assert sorted(s for s, _ in tags[f"epoch/{name}"]) == [1, 2, 3]
+    g = [float(r.split(",")[3]) for r in rows]
+    np.testing.assert_allclose([v for _, v in tags["losses/g_loss"]], g, rtol=1e-6)
+    assert [s for s, _ in tags["learning_rate/discriminator"]] == [3, 6, 9, 12]
+    assert tags["learning_rate/generator"][0][1] == pytest.approx(2e-4)
+    assert sorted(p.name for p in run.logs.iterdir() if p.is_dir()) == ["train"]
+    hparams = [p for p in run.logs.glob("events.out.tfevents.*")]
+    assert hparams  # the HParams session sits in logs/ itself

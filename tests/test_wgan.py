@@ -228,16 +228,18 @@ def test_wgan_config_presets():
 
 
 def test_resume_continues_the_schedule(model_data):
+    from ganhelpers.run import train
+
     config = wgan.wgan_config("smoke")
     schedule = config["clip"]["schedule"]
-    model, run, _ = wgan.train_wgan(config, "clip", root=model_data, generator_iterations=3, verbose=0,
-                                    tensorboard=False)
-    assert int(model.generator_iteration.numpy()) == 3
+    config["training"]["generator_iterations"] = 3
+    model, run, results = train(config, root=model_data, verbose=0, tensorboard=False)
+    assert int(model.generator_iteration.numpy()) == 3 == results["generator_iterations"]
     assert int(model.step.numpy()) == wgan.steps_for_generator_iterations(3, **schedule) == 9
 
     rec = Recorder()
-    model, run, _ = wgan.train_wgan(config, "clip", root=model_data, generator_iterations=6, verbose=0,
-                                    tensorboard=False, extra_callbacks=[rec])
+    config["training"]["generator_iterations"] = 6  # a larger budget on resume
+    model, run, _ = train(config, root=model_data, verbose=0, tensorboard=False, callbacks=[rec])
     # The restored counters: the first step of the second run is critic iteration 2 of generator
     # iteration 3 (n_critic 2), so generator update 4 runs at the start of its second step.
     assert rec.gi[0] == 3 and rec.gi[1] == 4
@@ -249,8 +251,7 @@ def test_resume_continues_the_schedule(model_data):
     assert [int(r["generator_iteration"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [int(r["n_critic"]) for r in rows] == [wgan.critic_iterations(g, **schedule) for g in range(6)]
     # Asking again for what is done trains nothing.
-    assert wgan.train_wgan(config, "clip", root=model_data, generator_iterations=6, verbose=0,
-                           tensorboard=False)[2] is None
+    assert train(config, root=model_data, verbose=0, tensorboard=False).history is None
 
 
 def test_wasserstein_csv_keeps_the_newest_row_of_each_generator_iteration(tmp_path):

@@ -82,3 +82,16 @@ def test_sgan_notebook_and_its_exercises(tmp_path):
         assert results(exp / "labels1")["num_labels"] == 10
         assert results(exp / "two_head")["formulation"] == "two_head"
         assert results(exp / "standard")["generator_loss"] == "standard"
+
+
+def test_pggan_notebook_and_its_exercise(tmp_path):
+    exp = tmp_path / "model_data" / "pggan_smoke"
+    with Kernel("04_pggan_fade_in.ipynb") as k:
+        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        assert shown["figures"] == 5  # fade-in diagram, data levels, alpha + losses, level grids, GIF
+        r = results(exp / "default")
+        assert (r["phase"] + 1, r["resolution"], r["alpha"]) == (r["phases"], 16, 1.0)
+        assert r["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png", "level_0016x0016.png"]
+        # Exercise 2 as written: minibatch stddev off.
+        check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))
+        assert results(exp / "no_mbstd")["resolution"] == 16

@@ -6,8 +6,8 @@ second; the fastest of ``--repeats`` timed calls), the FLOPs one image costs, th
 and, last, the ratio to the matmul peak of the same dtype (``_peak.measure_matmul_peak``, the larger
 of the readings right before and right after the case: on a shared machine a case and its own
 yardstick see the same load) and the speed-up over the float32 step of the same model and batch
-size. ``--conv native auto`` times each case with TensorFlow's strided-convolution ops and with the
-phase form of ``ganhelpers.fastconv`` (the default on CPUs) and prints the speed-up.
+size. ``--conv keras phases`` times each case with Keras' convolution layers (the default) and with
+the phase form of ``ganhelpers.fastconv`` (``training.conv: phases``) and prints the speed-up.
 
 FLOPs are counted analytically from the layer shapes (multiply-adds x 2 of every Conv2D,
 Conv2DTranspose and Dense; BatchNorm, activations and the optimizer are not counted). A trained
@@ -23,7 +23,7 @@ Conv2D, Conv2DBackpropInput, MatMul); the gradient penalty's double backpropagat
 
     python benchmarks/train_step.py                       # all models, float32 and mixed_bfloat16
     python benchmarks/train_step.py --models dcgan --batch 64 --precision float32 --jit
-    python benchmarks/train_step.py --models dcgan wgan --precision float32 --conv native auto
+    python benchmarks/train_step.py --models dcgan wgan --precision float32 --conv keras phases
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _peak import bf16_supported, measure_matmul_peak  # noqa: E402
 
-from ganhelpers import fastconv, pggan, wgan  # noqa: E402
-from ganhelpers.dcgan import dcgan_config  # noqa: E402
-from ganhelpers.dcgan import build_dcgan  # noqa: E402
+from ganhelpers import pggan, wgan  # noqa: E402
+from ganhelpers.dcgan import (
+    build_dcgan,  # noqa: E402
+    dcgan_config,  # noqa: E402
+)
 from ganhelpers.precision import cpu_bf16_flags  # noqa: E402
 
 REPEATS = 2  # timed calls per case; the fastest counts (--repeats)
@@ -151,12 +153,12 @@ def _time_fit(model, real, steps: int, repeats: int = REPEATS) -> float:
 
 
 def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = "full",
-               repeats: int = REPEATS) -> tuple[float, float]:
+               repeats: int = REPEATS, conv: str = "keras") -> tuple[float, float]:
     """(images/s, FLOPs per image) of ``steps`` DCGAN train steps on a 64x64 batch held in memory,
     after one warm-up (trace) call; Keras ``fit`` with ``steps_per_execution=steps``."""
     config = dcgan_config(preset)
     config["data"]["batch_size"] = batch
-    config["training"].update(precision=precision, jit_compile=jit, steps_per_execution=steps)
+    config["training"].update(precision=precision, jit_compile=jit, steps_per_execution=steps, conv=conv)
     model = build_dcgan(config)
     size, channels = config["data"]["image_size"], config["data"]["channels"]
     real = tf.random.stateless_uniform((batch, size, size, channels), (1, 2), -1.0, 1.0)
@@ -164,14 +166,15 @@ def time_dcgan(batch: int, precision: str, jit: bool, steps: int, preset: str = 
     return batch * steps / elapsed, dcgan_step_flops(model.generator, model.discriminator)
 
 
-def time_wgan(batch: int, precision: str, jit: bool, steps: int, repeats: int = REPEATS) -> tuple[float, float]:
+def time_wgan(batch: int, precision: str, jit: bool, steps: int, repeats: int = REPEATS,
+              conv: str = "keras") -> tuple[float, float]:
     """(images/s, FLOPs per image) of WGAN critic iterations (the ``full`` preset: 64x64x3, weight
     clipping); warm-up + timed steps stay inside the first generator iteration's 100 critic iterations."""
     if 2 * steps >= 100:
         raise ValueError("--steps must be below 50 for the WGAN case (100 critic iterations come first)")
     config = wgan.wgan_config("full")
     config["data"]["batch_size"] = batch
-    config["training"]["precision"] = precision
+    config["training"].update(precision=precision, conv=conv)
     model = wgan.build_wgan(config, "clip")
     if jit:
         model.compile(model.d_optimizer, model.g_optimizer, jit_compile=True)
@@ -214,8 +217,8 @@ def main(argv=None) -> None:
     p.add_argument("--pggan-size", type=int, default=64, help="PGGAN level to time (its preset batch)")
     p.add_argument("--peak-seconds", type=float, default=2.0)
     p.add_argument("--repeats", type=int, default=REPEATS, help="timed calls per case; the fastest counts")
-    p.add_argument("--conv", nargs="+", default=["auto"], choices=["auto", "native", "phases"],
-                   help="strided-convolution path (ganhelpers.fastconv.set_mode); several compare them")
+    p.add_argument("--conv", nargs="+", default=["keras"], choices=["keras", "phases"],
+                   help="the builders' convolution layers (config training.conv); several compare them")
     args = p.parse_args(argv)
 
     print(f"TensorFlow {tf.__version__}, devices {[d.name for d in tf.config.list_logical_devices()]}, "
@@ -239,12 +242,11 @@ def main(argv=None) -> None:
         dt = peak_dtype.get(precision, "float32")
         dt = dt if (dt != "bfloat16" or bf16) else "float32"
         peak = measure_matmul_peak(dt, seconds=args.peak_seconds)  # this case's own yardstick
-        fastconv.set_mode(conv)  # read when the step is traced, i.e. inside time_*
         if name == "dcgan":
-            ips, flops = time_dcgan(batch, precision, jit, args.steps, args.preset, args.repeats)
+            ips, flops = time_dcgan(batch, precision, jit, args.steps, args.preset, args.repeats, conv)
             label = f"dcgan64 {args.preset} batch={batch}"
         elif name == "wgan":
-            ips, flops = time_wgan(batch, precision, jit, args.steps, args.repeats)
+            ips, flops = time_wgan(batch, precision, jit, args.steps, args.repeats, conv)
             label = f"wgan64 critic batch={batch}"
         else:
             ips, flops = time_pggan(batch, precision, jit, args.steps, args.pggan_size, args.repeats)
@@ -255,16 +257,15 @@ def main(argv=None) -> None:
             label += f" conv={conv}"
         rows.append((name, batch, precision, jit, conv, label, ips, flops, dt, peak))
         print(f"  measured {label} {precision}{' xla' if jit else ''}: {ips:.2f} images/s", flush=True)
-    fastconv.set_mode("auto")
 
     fp32 = {(n, b, j, c): ips for n, b, pr, j, c, _, ips, *_ in rows if pr == "float32"}
-    native = {(n, b, pr, j): ips for n, b, pr, j, c, _, ips, *_ in rows if c == "native"}
+    native = {(n, b, pr, j): ips for n, b, pr, j, c, _, ips, *_ in rows if c == "keras"}
     for name, batch, precision, jit, conv, label, ips, flops, dt, peak in rows:
         gflops = ips * flops / 1e9
         ref = fp32.get((name, batch, jit, conv))
         speedup = f", x{ips / ref:.2f} of float32" if ref and precision != "float32" else ""
         ref = native.get((name, batch, precision, jit))
-        speedup += f", x{ips / ref:.2f} of conv=native" if ref and conv != "native" else ""
+        speedup += f", x{ips / ref:.2f} of conv=keras" if ref and conv != "keras" else ""
         print(f"{label} {precision}{' xla' if jit else ''}: {ips:.2f} images/s, {flops / 1e9:.2f} GFLOP/image, "
               f"{gflops:.1f} GFLOP/s; ratio to {dt} matmul peak {peak:.1f} GFLOP/s: {gflops / peak:.2f}{speedup}")
 

@@ -29,7 +29,9 @@ The phase path is taken for ``padding="same"``, channels-last, no dilation, grou
 padding, equal strides, an output exactly ``stride *`` the input, a kernel at least the stride and
 at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and on GPUs/TPUs
 (whose libraries run the transposed op well), the layers call the native op.
-:func:`set_mode` forces one path (``"native"``, ``"phases"``) or restores ``"auto"``.
+The builders use these layers only when a config asks for them (``training.conv: phases``); the
+default is Keras' own ``Conv2D`` / ``Conv2DTranspose``. Measured: x1.35 on an AVX2-only CPU, no gain
+on an AVX-512 CPU (see the README's speed section).
 """
 
 from __future__ import annotations
@@ -42,21 +44,6 @@ from keras import layers
 # gradient of D's first layer) a phase is a matmul with a tiny N and the native op wins (measured:
 # 64 -> 3 channels at 32x32, native 0.31 of the matmul peak, phases 0.09).
 MIN_PHASE_CHANNELS = 16
-
-_MODES = ("auto", "phases", "native")
-_mode = "auto"
-
-
-def set_mode(mode: str) -> str:
-    """Choose the path of :class:`PhaseConv2D` / :class:`PhaseConv2DTranspose` for functions traced
-    from now on: ``"auto"`` (phases on a CPU-only machine), ``"phases"`` or ``"native"``. Returns the
-    previous mode."""
-    global _mode
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    previous, _mode = _mode, mode
-    return previous
-
 
 def _accelerator_visible() -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
@@ -157,17 +144,35 @@ def conv2d(x: tf.Tensor, kernel: tf.Tensor, strides) -> tf.Tensor:
 
 
 def _phase_path(layer, in_size, out_size, transposed_channels: int) -> bool:
-    if _mode == "native" or (_mode == "auto" and _accelerator_visible()):
+    """The phase form is taken for a layer whose ``path`` is ``"phases"``, or ``"auto"`` (the
+    default) on a machine without a GPU/TPU and with at least :data:`MIN_PHASE_CHANNELS` channels
+    on the transposed side; never for ``"native"``, nor where the shapes do not allow it."""
+    path = getattr(layer, "phase_path", "auto")
+    if path == "native" or (path == "auto" and _accelerator_visible()):
         return False
     return (layer.padding == "same" and layer.data_format == "channels_last"
             and tuple(layer.dilation_rate) == (1, 1) and layer.strides[0] == layer.strides[1]
-            and (_mode == "phases" or transposed_channels >= MIN_PHASE_CHANNELS)
+            and (path == "phases" or transposed_channels >= MIN_PHASE_CHANNELS)
             and phases_supported(layer.kernel_size, layer.strides, in_size, out_size))
+
+
+PATHS = ("auto", "phases", "native")
+
+
+def _check_path(path: str) -> str:
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    return path
 
 
 @keras.saving.register_keras_serializable(package="ganhelpers")
 class PhaseConv2DTranspose(layers.Conv2DTranspose):
-    """``Conv2DTranspose`` whose 'same' strided case runs through :func:`conv2d_transpose`."""
+    """``Conv2DTranspose`` whose 'same' strided case runs through :func:`conv2d_transpose`.
+    ``path``: ``"auto"`` (default), ``"phases"`` or ``"native"`` (see :func:`_phase_path`)."""
+
+    def __init__(self, *args, path: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase_path = _check_path(path)
 
     def call(self, inputs):
         h, w = inputs.shape[1], inputs.shape[2]
@@ -184,7 +189,12 @@ class PhaseConv2DTranspose(layers.Conv2DTranspose):
 
 @keras.saving.register_keras_serializable(package="ganhelpers")
 class PhaseConv2D(layers.Conv2D):
-    """``Conv2D`` whose 'same' strided case takes its input gradient from the phase form."""
+    """``Conv2D`` whose 'same' strided case takes its input gradient from the phase form.
+    ``path``: ``"auto"`` (default), ``"phases"`` or ``"native"`` (see :func:`_phase_path`)."""
+
+    def __init__(self, *args, path: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.phase_path = _check_path(path)
 
     def convolution_op(self, inputs, kernel):
         h, w = inputs.shape[1], inputs.shape[2]

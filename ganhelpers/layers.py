@@ -13,9 +13,10 @@ Two layouts come out of the same builders:
   4x4x512 projection, then 5x5 stride-2 transposed convolutions; D flattens into a Dense unit.
 
 Both networks work on square images of side ``start_size * 2**k`` (32, 64, 128 ...). D returns
-logits; the losses apply the sigmoid. The (transposed) convolutions are ``fastconv.PhaseConv2D`` /
-``PhaseConv2DTranspose``: Keras' layers with the same weights and results, whose strided transposed
-products run as stride-1 convolutions on CPUs (see ``ganhelpers/fastconv.py``).
+logits; the losses apply the sigmoid. The convolutions are Keras' ``Conv2D`` / ``Conv2DTranspose``;
+``conv="phases"`` (config ``training.conv``) swaps in ``fastconv.PhaseConv2D`` /
+``PhaseConv2DTranspose``: the same weights and results, with the strided transposed products run
+as stride-1 convolutions (faster on some CPUs; see ``ganhelpers/fastconv.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import math
 import keras
 from keras import layers
 
-from .fastconv import PhaseConv2D, PhaseConv2DTranspose
+from . import fastconv
 
 # Radford et al. 2015, section 4: "All weights were initialized from a zero-centered Normal
 # distribution with standard deviation 0.02"; the PyTorch reference also draws BatchNorm's gamma
@@ -55,6 +56,17 @@ def activation(name: str, leak: float = 0.2, layer_name: str | None = None):
     raise ValueError(f"activation must be 'relu' or 'leaky', got {name!r}")
 
 
+CONV_LAYERS = {"keras": (layers.Conv2D, layers.Conv2DTranspose),
+               "phases": (fastconv.PhaseConv2D, fastconv.PhaseConv2DTranspose)}
+
+
+def conv_layers(conv: str = "keras"):
+    """``(Conv2D, Conv2DTranspose)`` classes for ``conv`` = ``"keras"`` (default) or ``"phases"``."""
+    if conv not in CONV_LAYERS:
+        raise ValueError(f"conv must be one of {sorted(CONV_LAYERS)}, got {conv!r}")
+    return CONV_LAYERS[conv]
+
+
 def num_stages(image_size: int, start_size: int = 4) -> int:
     """How many stride-2 stages lead from ``start_size`` to ``image_size`` (both powers of two)."""
     n = math.log2(image_size / start_size) if image_size > 0 and start_size > 0 else -1
@@ -68,7 +80,7 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
                     kernel_size: int = 4, projection: str = "conv", activation_name: str = "relu",
                     use_bias: bool = False, bn_momentum: float = BN_MOMENTUM, bn_epsilon: float = BN_EPSILON,
                     init_stddev: float = CONV_INIT_STDDEV, start_size: int = 4,
-                    name: str = "generator") -> keras.Model:
+                    name: str = "generator", conv: str = "keras") -> keras.Model:
     """DCGAN generator: noise (1, 1, latent_dim) -> image (image_size, image_size, channels) in [-1, 1].
 
     The feature maps halve at every stage: ``base_filters * 2**(k-1)`` at ``start_size`` down to
@@ -78,10 +90,11 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     """
     k = num_stages(image_size, start_size)
     init = conv_init(init_stddev)
+    _, Conv2DTranspose = conv_layers(conv)
     z = keras.Input((1, 1, latent_dim), name="noise")
     filters = base_filters * 2 ** (k - 1)
     if projection == "conv":
-        x = PhaseConv2DTranspose(filters, start_size, strides=1, padding="valid", use_bias=use_bias,
+        x = Conv2DTranspose(filters, start_size, strides=1, padding="valid", use_bias=use_bias,
                                  kernel_initializer=init, name="project")(z)
     elif projection == "dense":
         x = layers.Flatten()(z)
@@ -94,12 +107,12 @@ def dcgan_generator(image_size: int = 64, channels: int = 3, latent_dim: int = 1
     x = activation(activation_name, layer_name="project_act")(x)
     for i in range(1, k):
         filters //= 2
-        x = PhaseConv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=use_bias,
+        x = Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=use_bias,
                                  kernel_initializer=init, name=f"up{i}")(x)
         x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"up{i}_bn")(x)
         x = activation(activation_name, layer_name=f"up{i}_act")(x)
     # No BatchNorm on the output layer (guideline); the bias stays, as in the reference's Tanh layer.
-    x = PhaseConv2DTranspose(channels, kernel_size, strides=2, padding="same", kernel_initializer=init,
+    x = Conv2DTranspose(channels, kernel_size, strides=2, padding="same", kernel_initializer=init,
                              name="to_image")(x)
     # float32 output so mixed-precision runs still produce float32 images.
     out = layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -110,7 +123,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
                         head: str = "conv", dropout: float = 0.0, use_bias: bool = False,
                         batchnorm: bool = True, bn_momentum: float = BN_MOMENTUM, bn_epsilon: float = BN_EPSILON,
                         init_stddev: float = CONV_INIT_STDDEV, start_size: int = 4, leak: float = 0.2,
-                        name: str = "discriminator") -> keras.Model:
+                        name: str = "discriminator", conv: str = "keras") -> keras.Model:
     """DCGAN discriminator: image in [-1, 1] -> one logit per image, shape (N, 1).
 
     Stride-2 convolutions with ``base_filters * 2**i`` maps down to ``start_size``; BatchNorm on every
@@ -120,12 +133,13 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
     """
     k = num_stages(image_size, start_size)
     init = conv_init(init_stddev)
+    Conv2D, _ = conv_layers(conv)
     img = keras.Input((image_size, image_size, channels), name="image")
     x = img
     filters = base_filters
     for i in range(k):
         first = i == 0
-        x = PhaseConv2D(filters, kernel_size, strides=2, padding="same", use_bias=use_bias or first,
+        x = Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=use_bias or first,
                         kernel_initializer=init, name=f"down{i}")(x)
         if batchnorm and not first:
             x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"down{i}_bn")(x)
@@ -134,7 +148,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
             x = layers.Dropout(dropout, name=f"down{i}_dropout")(x)
         filters *= 2
     if head == "conv":
-        x = PhaseConv2D(1, start_size, strides=1, padding="valid", kernel_initializer=init, name="logit")(x)
+        x = Conv2D(1, start_size, strides=1, padding="valid", kernel_initializer=init, name="logit")(x)
         x = layers.Flatten()(x)
     elif head == "dense":
         x = layers.Flatten()(x)
@@ -149,18 +163,5 @@ def build_dcgan_networks(config: dict) -> tuple[keras.Model, keras.Model]:
     """Both networks from a config with ``data``, ``generator`` and ``discriminator`` sections."""
     data, g, d = config["data"], dict(config.get("generator", {})), dict(config.get("discriminator", {}))
     size, channels = data["image_size"], data["channels"]
-    return (dcgan_generator(size, channels, **g), dcgan_discriminator(size, channels, **d))
-
-
-# The progressive GAN's layers (Karras et al. 2018) live in pggan_layers.py; they are reachable
-# from here too, imported on first use: ``layers.PixelNorm``, ``layers.EqualizedConv2D`` ...
-_PGGAN_LAYERS = ("PixelNorm", "MinibatchStdDev", "EqualizedConv2D", "EqualizedDense", "FadeInBlend",
-                 "to_rgb", "from_rgb", "upsample", "downsample")
-
-
-def __getattr__(name):
-    if name in _PGGAN_LAYERS:
-        from . import pggan_layers
-
-        return getattr(pggan_layers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    conv = config.get("training", {}).get("conv", "keras")
+    return (dcgan_generator(size, channels, conv=conv, **g), dcgan_discriminator(size, channels, conv=conv, **d))

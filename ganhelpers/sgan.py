@@ -35,7 +35,6 @@ from . import data as data_lib
 from . import summaries
 from .configs import preset_config
 from .experiment import Run, open_run, seed_everything
-from .fastconv import PhaseConv2D
 from .models import GAN
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ def classifier_body(input_shape, units=(256, 128, 64), input_noise: float = 0.6,
         if body == "mlp":
             x = layers.Dense(u, name=f"dense{i}")(x)
         else:
-            x = PhaseConv2D(u, 3, strides=1 if i == 0 else 2, padding="same", name=f"conv{i}")(x)
+            x = layers.Conv2D(u, 3, strides=1 if i == 0 else 2, padding="same", name=f"conv{i}")(x)
         x = layers.LeakyReLU(0.2, name=f"act{i}")(x)
         if hidden_noise and i < len(units) - 1:
             x = layers.GaussianNoise(hidden_noise, name=f"noise{i}")(x)

@@ -122,7 +122,7 @@ def test_layers_match_keras_layers_with_the_same_weights(kind):
         k: v for k, v in native.get_config().items() if k != "name"}
 
 
-def test_path_choice_phases_on_cpu_native_for_few_channels_native_mode_and_accelerators(monkeypatch):
+def test_path_choice_phases_on_cpu_native_for_few_channels_native_path_and_accelerators(monkeypatch):
     # Forward of a transposed layer: the phase path has no Conv2DBackpropInput op, the native one does.
     def forward_ops(filters, shape=(2, 8, 8, 32), **kw):
         layer = PhaseConv2DTranspose(filters, 5, strides=2, padding="same", **kw)
@@ -131,18 +131,24 @@ def test_path_choice_phases_on_cpu_native_for_few_channels_native_mode_and_accel
 
     assert "Conv2DBackpropInput" not in forward_ops(16)
     assert "Conv2DBackpropInput" in forward_ops(3)  # below MIN_PHASE_CHANNELS: native
-    previous = fastconv.set_mode("native")
-    try:
-        assert "Conv2DBackpropInput" in forward_ops(16)
-        fastconv.set_mode("phases")
-        assert "Conv2DBackpropInput" not in forward_ops(3)  # forced
-        fastconv.set_mode("auto")
-        monkeypatch.setattr(fastconv, "_accelerator_visible", lambda: True)
-        assert "Conv2DBackpropInput" in forward_ops(16)  # a GPU/TPU keeps its library's op
-    finally:
-        fastconv.set_mode(previous)
-    with pytest.raises(ValueError, match="mode must be one of"):
-        fastconv.set_mode("fast")
+    assert "Conv2DBackpropInput" in forward_ops(16, path="native")
+    assert "Conv2DBackpropInput" not in forward_ops(3, path="phases")  # forced
+    monkeypatch.setattr(fastconv, "_accelerator_visible", lambda: True)
+    assert "Conv2DBackpropInput" in forward_ops(16)  # a GPU/TPU keeps its library's op
+    with pytest.raises(ValueError, match="path must be one of"):
+        PhaseConv2DTranspose(16, 5, path="fast")
+
+
+def test_builders_use_keras_layers_unless_the_config_asks_for_phases():
+    from ganhelpers.layers import build_dcgan_networks
+
+    config = dcgan_config("smoke")
+    kinds = {type(layer) for net in build_dcgan_networks(config) for layer in net.layers}
+    assert keras.layers.Conv2D in kinds and keras.layers.Conv2DTranspose in kinds
+    assert not kinds & {PhaseConv2D, PhaseConv2DTranspose}
+    config["training"]["conv"] = "phases"
+    kinds = {type(layer) for net in build_dcgan_networks(config) for layer in net.layers}
+    assert {PhaseConv2D, PhaseConv2DTranspose} <= kinds and keras.layers.Conv2D not in kinds
 
 
 @pytest.mark.parametrize("shape,kwargs", [
@@ -170,6 +176,7 @@ def test_dcgan_train_step_runs_conv2d_backprop_input_only_onto_the_image_channel
     # layer's input gradient) keep TensorFlow's Conv2DBackpropInput.
     config = dcgan_config("full")
     config["data"]["batch_size"] = 4
+    config["training"]["conv"] = "phases"
     model = build_dcgan(config)
     real = tf.TensorSpec((4, 64, 64, 3))
     ops = _graph_ops(model.train_step, real)

@@ -68,13 +68,3 @@ def test_options_activation_bias_dropout_and_2x2_start():
 def test_bad_image_size_says_what_to_use(bad):
     with pytest.raises(ValueError, match="32, 64 or 128"):
         layers.dcgan_generator(bad, 3)
-
-
-def test_the_other_papers_layers_and_callbacks_are_reachable_where_the_design_says():
-    from ganhelpers import callbacks, fid, pggan, pggan_layers, wgan
-
-    assert layers.PixelNorm is pggan_layers.PixelNorm and layers.EqualizedConv2D is pggan_layers.EqualizedConv2D
-    assert callbacks.WeightClip is wgan.WeightClip and callbacks.FIDMonitor is fid.FIDMonitor
-    assert callbacks.FadeIn is pggan.FadeIn
-    with pytest.raises(AttributeError):
-        layers.NoSuchLayer  # noqa: B018

@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_sample_and_gif_commands(tmp_path, capsys, monkeypatch):
-    from ganhelpers import configs
+    from ganhelpers import dcgan
 
-    smoke = configs.dcgan_config("smoke")
-    monkeypatch.setitem(configs.DCGAN_PRESETS, "demo", smoke)  # a tiny network: this tests the plumbing
+    smoke = dcgan.dcgan_config("smoke")
+    monkeypatch.setitem(dcgan.DCGAN_PRESETS, "demo", smoke)  # a tiny network: this tests the plumbing
     assert main(["demo", "--run", "cli", "--steps", "12", "--root", str(tmp_path), "--quiet", "--no-check"]) == 0
     out = capsys.readouterr().out
     run = tmp_path / "dcgan_smoke" / "cli"

@@ -95,3 +95,12 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         # Exercise 2 as written: minibatch stddev off.
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))
         assert results(exp / "no_mbstd")["resolution"] == 16
+
+
+def test_dogs_notebook(tmp_path):
+    exp = tmp_path / "model_data" / "dog_dcgan_variants"
+    with Kernel("05_dog_dcgan_variants.ipynb") as k:
+        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        assert shown["figures"] == 3  # the stand-in images, FID curves, grids + GIFs
+        assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
+        # The exercises (more variants, each with its InceptionV3 FID) cost ~35 s more in smoke: not run.

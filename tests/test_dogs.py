@@ -228,25 +228,3 @@ def test_run_comparison_trains_each_variant_and_measures_fid_at_the_last_epoch_t
               for v in ("dcgan1", "hinge")]
     assert len(frames[0]) == len(frames[1]) == 7  # steps 0, 2, ..., 12
     np.testing.assert_array_equal(images.read_png(frames[0][0]), images.read_png(frames[1][0]))
-
-
-# -- the notebook ---------------------------------------------------------------------------------
-
-@pytest.mark.notebook
-def test_notebook_smoke(tmp_path):
-    from tests.notebooks import run_notebook
-
-    run_notebook("05_dog_dcgan_variants.ipynb", tmp_path)
-    exp = tmp_path / "model_data" / "dog_dcgan_variants"
-    table = dogs.comparison_table(exp, comparison="default")
-    assert sorted(r["variant"] for r in table) == sorted(dogs.SMOKE_VARIANTS)
-    assert table[0]["fid"] <= table[1]["fid"]
-    for row in table:
-        assert [h[0] for h in row["fid_history"]] == [1, 2] and np.isfinite(row["fid"])
-        assert row["fid_extractor"] == "keras-inceptionv3-random" and "plumbing only" in row["fid_note"]
-        assert row["epochs"] == 2 and row["steps"] == 8 and row["images_seen"] == 128
-        run_dir = exp / f"default-{row['variant']}"
-        assert images.gif_frame_count(run_dir / "gifs" / "dog_dcgan_variants.gif") == 5  # steps 0, 2, 4, 6, 8
-        assert images.read_png(run_dir / "samples" / "final_grid.png").shape[-1] == 3
-    assert (exp / "default-comparison.md").read_text().startswith("| rank | variant |")
-    assert (exp / "default-fid_curves.png").is_file()

@@ -75,7 +75,8 @@ def test_sgan_notebook_and_its_exercises(tmp_path):
         assert len(r["test_accuracy_per_epoch"]) == 3 and 0 <= r["baseline_test_accuracy"] <= 1
         assert {p.name for p in exp.iterdir()} >= {"default", "default_sweep_2", "default_sweep_5"}
         # Exercises 1-3 as written, without the sweep (each changes one parameter and the run name).
-        for changes in ({"LABELS_PER_CLASS": 1, "RUN_NAME": "labels1"}, {"FORMULATION": "two_head", "RUN_NAME": "two_head"},
+        for changes in ({"LABELS_PER_CLASS": 1, "RUN_NAME": "labels1"},
+                        {"FORMULATION": "two_head", "RUN_NAME": "two_head"},
                         {"GENERATOR_LOSS": "standard", "RUN_NAME": "standard"}):
             check_outputs(k.run_all(**smoke(tmp_path, RUN_SWEEP=False, **changes)), no_figure=("accuracy_vs_labels",))
             assert results(exp / changes["RUN_NAME"])["step"] > 0

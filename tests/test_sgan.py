@@ -170,28 +170,6 @@ def test_digits_sgan_beats_its_baseline_over_three_seeds(model_data):
 
 # -- the notebook ---------------------------------------------------------------------------------
 
-@pytest.mark.notebook
-def test_notebook_runs_in_smoke(tmp_path):
-    from notebooks import run_notebook
-
-    run_notebook("03_sgan_mnist.ipynb", tmp_path)
-    run_dir = tmp_path / "model_data" / "sgan_smoke" / "default"
-    results = json.loads((run_dir / "results.json").read_text())
-    assert results["num_labels"] == 50 and results["seed"] == 0 and results["dataset"] == "digits"
-    for key in ("sgan_test_accuracy", "baseline_test_accuracy"):
-        assert 0.0 <= results[key] <= 1.0
-    assert len(results["test_accuracy_per_epoch"]) == sgan.sgan_config("smoke")["training"]["epochs"]
-    epochs = sgan.sgan_config("smoke")["training"]["epochs"]
-    np.testing.assert_allclose(tensorboard_scalars(run_dir / "logs" / "test", "test_accuracy"),
-                               results["test_accuracy_per_epoch"], rtol=1e-6)
-    steps = epochs * (1247 // 100)
-    for loss in ("d_loss_sup", "d_loss_unsup", "g_loss"):  # every 10 steps
-        assert len(tensorboard_scalars(run_dir / "logs" / "train", f"batch_{loss}")) == steps // 10
-    assert (run_dir / "samples" / "confusion_matrix.png").exists()
-    assert (run_dir / "samples" / "accuracy_vs_labels.png").exists()
-    sweep = json.loads((run_dir / "sweep.json").read_text())
-    assert [row["num_labels"] for row in sweep] == [20, 50]
-
 
 def tensorboard_scalars(log_dir, tag):
     """Values of one scalar tag in every event file under ``log_dir``, in step order."""

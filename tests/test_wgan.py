@@ -264,35 +264,3 @@ def test_wasserstein_csv_keeps_the_newest_row_of_each_generator_iteration(tmp_pa
 
 def test_median_filter():
     np.testing.assert_array_equal(wgan.median_filter([0, 10, 0, 0, 5, 0], 3), [5, 0, 0, 0, 0, 2.5])
-
-
-# -- notebook 02 ---------------------------------------------------------------------------------
-
-@pytest.mark.notebook
-def test_wgan_birds_notebook_smoke(tmp_path):
-    import json
-
-    from ganhelpers import images
-    from notebooks import run_notebook
-
-    run_notebook("02_wgan_birds.ipynb", tmp_path)
-    config = wgan.wgan_config("smoke")
-    n = config["training"]["generator_iterations"]
-    schedules = {"clip": config["clip"]["schedule"],
-                 "gp": dict(warmup_generator_iterations=0, warmup_n_critic=2, every=0, n_critic=2)}
-    for variant, schedule in schedules.items():
-        run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
-        steps = wgan.steps_for_generator_iterations(n, **schedule)
-        results = json.loads((run / "results.json").read_text())
-        assert results["generator_iterations"] == n and results["critic_iterations"] == steps
-        rows = wgan.read_wasserstein_csv(run / "samples" / "wasserstein.csv")
-        assert rows["generator_iteration"].tolist() == list(range(1, n + 1))
-        assert rows["n_critic"].tolist() == [wgan.critic_iterations(g, **schedule) for g in range(n)]
-        frames = sorted(run.glob("tmp/step_*.png"))
-        assert len(frames) == 1 + steps // config["training"]["snapshot_every"]
-        assert images.gif_frame_count(run / "gifs" / f"wgan_smoke_{variant}.gif") == len(frames)
-        assert list((run / "logs" / "wgan").glob("events.out.tfevents.*"))
-        assert (run / "samples" / "final_grid.png").exists()
-    clip = json.loads((tmp_path / "model_data" / "wgan_smoke_clip" / "default" / "results.json").read_text())
-    assert 0 < clip["critic_weights_at_clip_boundary"] < 1
-    assert (tmp_path / "model_data" / "wgan_smoke_clip" / "default" / "samples" / "wasserstein_clip_vs_gp.png").exists()

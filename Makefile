@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench notebook clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# Jupyter Notebook is not in requirements-dev.txt (tests execute notebooks with nbclient alone): it is
+# installed into .venv the first time this target runs.
+notebook: $(STAMP)
+	test -x $(VENV)/bin/jupyter-notebook || $(PY) -m pip install --quiet "notebook>=7"
+	$(VENV)/bin/jupyter notebook notebooks/
 
 clean-venv:
 	rm -rf $(VENV)

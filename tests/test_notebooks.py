@@ -105,3 +105,23 @@ def test_dogs_notebook(tmp_path):
         assert shown["figures"] == 3  # the stand-in images, FID curves, grids + GIFs
         assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
         # The exercises (more variants, each with its InceptionV3 FID) cost ~35 s more in smoke: not run.
+
+
+def test_repository_is_named_in_one_place_and_everything_agrees():
+    """REPOSITORY names the GitHub repository; tools/set_repository.py writes it into every
+    notebook's badge and install cell and the README's badges. They must agree, and every notebook
+    has a badge, GPU metadata, a parameters cell and no outputs."""
+    repository = (ROOT / "REPOSITORY").read_text().strip()
+    badge = re.compile(r"colab\.research\.google\.com/github/([^/\s)]+/[^/\s)]+)/blob/[^/\s)]+/notebooks/([\w.]+)")
+    readme = dict((nb, repo) for repo, nb in badge.findall((ROOT / "README.md").read_text()))
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert sorted(readme) == [p.name for p in paths] and set(readme.values()) == {repository}
+    for path in paths:
+        nb = nbformat.read(path, 4)
+        text = "\n".join(c.source for c in nb.cells)
+        assert badge.findall(nb.cells[0].source) == [(repository, path.name)], path.name
+        assert re.findall(r'^REPOSITORY = "([^"]*)"', text, re.M) == [repository], path.name
+        assert nb.metadata.get("accelerator") == "GPU", path.name
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
+        assert not any(c.get("outputs") or c.get("execution_count") for c in nb.cells if c.cell_type == "code"), \
+            f"{path.name} is committed with outputs"

@@ -616,8 +616,9 @@ def load(data_config: dict, data_dir=None, download: bool = False) -> dict:
     if name == "digits":
         return digits(size, channels)
     if name == "cub200":
+        source = {k: data_config[k] for k in ("url", "md5") if k in data_config}  # a mirror, or a test's file://
         return cub200(data_dir or data_config.get("data_dir"), size, data_config.get("crop", "bbox"),
-                      download=download)
+                      download=download, **source)
     if name == "folder":
         return {"images": load_folder(data_config["path"], size, channels, data_config.get("crop", "center"),
                                       cache=True)}

@@ -27,6 +27,10 @@ def _bird_image(rng, w=120, h=80, box=(30, 20, 40, 30)):
 
 @pytest.fixture
 def cub_archive(tmp_path):
+    return bird_archive(tmp_path)
+
+
+def bird_archive(tmp_path):
     """CUB_200_2011.tgz with the real files: images.txt, bounding_boxes.txt, image_class_labels.txt,
     classes.txt and images/<class>/<file>.jpg."""
     rng = np.random.default_rng(0)

@@ -162,6 +162,20 @@ def test_steps_budget_and_resume_in_the_same_run(tmp_path):
     assert tags["results/images_seen"][-1] == (9, 9 * config["data"]["batch_size"])
 
 
+def test_the_full_bird_preset_downloads_its_data_through_the_run_loop(tmp_path):
+    """train(dcgan_config("full")) fetches CUB-200-2011 on first use (here from a small archive in
+    the real layout, by a file:// URL), then trains the bird networks on it."""
+    from ganhelpers.dcgan import dcgan_config
+    from tests.test_data import bird_archive
+
+    archive = bird_archive(tmp_path)
+    config = dcgan_config("full")
+    config["data"].update(image_size=32, batch_size=2, url=archive.as_uri(), md5=data.file_hash(archive))
+    result = train(config, root=tmp_path / "model_data", data_dir=tmp_path / "data", steps=2, verbose=0)
+    assert result.results["step"] == 2 and result.model.generator.output_shape == (None, 32, 32, 3)
+    assert (tmp_path / "data" / "CUB_200_2011" / "images.txt").is_file()
+
+
 def test_wasserstein_loss_is_registered_when_losses_is_imported():
     code = ("import sys; from ganhelpers import losses; "
             "print(losses.get('wasserstein').name, 'ganhelpers.wgan' in sys.modules)")

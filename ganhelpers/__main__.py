@@ -54,6 +54,7 @@ def _train(args) -> int:
 
 
 def _demo(args) -> int:
+    from .callbacks import gif_path
     from .dcgan import dcgan_config
     from .run import train
 
@@ -72,7 +73,7 @@ def _demo(args) -> int:
               f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
               f"real digits), covering {report['classes_covered']}/10 classes")
     print(f"run folder: {run.dir}")
-    print(f"GIF:        {run.gifs / (run.experiment + '.gif')}")
+    print(f"GIF:        {gif_path(run)}")
     print(f"losses:     {run.samples / 'losses.png'}")
     print(f"TensorBoard: tensorboard --logdir {run.logs}")
     return 0
@@ -94,16 +95,23 @@ def _sample(args) -> int:
 
 
 def _gif(args) -> int:
-    from .callbacks import write_gif
+    from .callbacks import latent_walk, write_gif
     from .experiment import Run
+    from .run import restore_model
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise SystemExit(f"{run_dir} is not a run folder (no config.yaml): pass model_data/<experiment>/<run>")
     run = Run(dir=run_dir, experiment=run_dir.parent.name, name=run_dir.name)
+    if args.walk:
+        model = restore_model(run_dir)
+        out = Path(args.out) if args.out else run.gifs / f"{run.experiment}-{run.name}-walk-seed{args.seed}.gif"
+        path = latent_walk(model, out, frames=args.frames, seed=args.seed, fps=args.fps)
+        print(f"wrote {path} ({args.frames} frames of a latent walk at step {int(model.step.numpy())})")
+        return 0
     if not list(run.tmp.glob("step_*.png")):
         raise SystemExit(f"{run.tmp} holds no frames (step_*.png): train the run first")
-    print(f"wrote {write_gif(run, fps=args.fps)}")
+    print(f"wrote {write_gif(run, fps=args.fps, max_frames=args.max_frames)}")
     return 0
 
 
@@ -175,9 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images (default 0)")
     p.set_defaults(fn=_sample)
 
-    p = sub.add_parser("gif", help="regenerate a run's GIF from its tmp/ frames")
+    p = sub.add_parser("gif", help="regenerate a run's GIF from its tmp/ frames, or draw a latent walk")
     p.add_argument("run_dir")
     p.add_argument("--fps", type=float, default=5.0)
+    p.add_argument("--max-frames", type=int, default=100, help="evenly thinned to at most this many (default 100)")
+    p.add_argument("--walk", action="store_true", help="a latent walk from the newest checkpoint instead")
+    p.add_argument("--frames", type=int, default=60, help="frames of the walk (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="the walk's noise seed (default 0)")
+    p.add_argument("-o", "--out", default=None, help="the walk's GIF (default: RUN_DIR/gifs/...-walk-seedS.gif)")
     p.set_defaults(fn=_gif)
 
     p = sub.add_parser("fid", help="FID between image folders, .npz statistics or run folders")

@@ -264,26 +264,48 @@ class FixedNoiseSnapshots(keras.callbacks.Callback):
 
 
 class GifWriter(keras.callbacks.Callback):
-    """At the end of training, assembles every ``tmp/step_*.png`` frame into ``gifs/<name>.gif``."""
+    """At the end of training, assembles the ``tmp/step_*.png`` frames into the run's GIF
+    (:func:`gif_path`; at most ``images.MAX_GIF_FRAMES`` frames, evenly thinned)."""
 
     def __init__(self, run, name: str | None = None, fps: float = 5.0):
         super().__init__()
-        self.run, self.fps = run, fps
-        self.name = name or run.experiment
+        self.run, self.fps, self.name = run, fps, name
 
     def on_train_end(self, logs=None):
         write_gif(self.run, self.name, self.fps)
 
 
-def write_gif(run, name: str | None = None, fps: float = 5.0) -> Path:
+def gif_path(run, name: str | None = None) -> Path:
+    """``gifs/<experiment>-<run>.gif``: named after the run, so GIFs copied side by side differ."""
+    return run.gifs / f"{name or f'{run.experiment}-{run.name}'}.gif"
+
+
+def write_gif(run, name: str | None = None, fps: float = 5.0, max_frames: int | None = images.MAX_GIF_FRAMES
+              ) -> Path:
     """(Re)build the run's GIF from its ``tmp/`` frames; returns the GIF's path."""
     frames = sorted(run.tmp.glob("step_*.png"))
     if not frames:
         raise FileNotFoundError(f"no frames (step_*.png) in {run.tmp}: train with FixedNoiseSnapshots first")
-    out = run.gifs / f"{name or run.experiment}.gif"
-    images.assemble_gif(frames, out, fps=fps)
-    log.info("wrote %s (%d frames)", out, len(frames))
+    out = gif_path(run, name)
+    images.assemble_gif(frames, out, fps=fps, max_frames=max_frames)
+    log.info("wrote %s (%d of %d frames)", out, min(len(frames), max_frames or len(frames)), len(frames))
     return out
+
+
+def latent_walk(model, path, frames: int = 60, seed: int = 0, num_images: int = 16, fps: float = 15.0) -> Path:
+    """A GIF of G along closed loops in the latent space: ``num_images`` great circles through
+    two random noise vectors each (spherical interpolation keeps the noise's norm, so every frame
+    is a typical sample), ``frames`` steps round. Uses the model's weights as they are (restore a
+    checkpoint first: ``ganhelpers.run.restore_model``)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in model.latent_shape)
+    a = rng.standard_normal((num_images, *shape)).astype("float32")
+    b = rng.standard_normal((num_images, *shape)).astype("float32")
+    grids = []
+    for t in np.linspace(0.0, 2.0 * np.pi, frames, endpoint=False):
+        z = (np.cos(t) * a + np.sin(t) * b).astype("float32")  # a, b ~ N(0, I): z ~ N(0, I) for every t
+        grids.append(images.make_grid(model.generate(noise=z)))
+    return images.assemble_gif(grids, path, fps=fps, max_frames=None)
 
 
 class LossHistory(keras.callbacks.Callback):
@@ -412,5 +434,5 @@ def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
     return atomic_write(png_path, buf.getvalue())
 
 
-__all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "write_gif",
-           "loss_figure", "plot_losses", "restore_latest", "checkpoint_manager", "UnreadableCheckpoints"]
+__all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "write_gif", "gif_path",
+           "latent_walk", "loss_figure", "plot_losses", "restore_latest", "checkpoint_manager", "UnreadableCheckpoints"]

@@ -74,18 +74,49 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(im)
 
 
+MAX_GIF_FRAMES = 100   # a longer run's frames are thinned evenly (first and last kept)
+MAX_GIF_SIDE = 512     # larger frames are shrunk (a 64-image grid of 64 px birds is 530 px)
+
+
+def thin(items: Sequence, max_items: int) -> list:
+    """At most ``max_items`` of ``items``, evenly spaced, the first and the last always kept."""
+    items = list(items)
+    if max_items < 2 or len(items) <= max_items:
+        return items if max_items >= 2 else items[-1:]
+    picks = np.unique(np.round(np.linspace(0, len(items) - 1, max_items)).astype(int))
+    return [items[i] for i in picks]
+
+
+def _bounded(array: np.ndarray, max_side: int | None) -> np.ndarray:
+    if not max_side or max(array.shape[:2]) <= max_side:
+        return array
+    from PIL import Image
+
+    scale = max_side / max(array.shape[:2])
+    size = (max(1, round(array.shape[1] * scale)), max(1, round(array.shape[0] * scale)))
+    return np.asarray(Image.fromarray(array).resize(size, Image.Resampling.LANCZOS))
+
+
 def assemble_gif(frames: Sequence[str | os.PathLike] | Iterable[np.ndarray], out_path: str | os.PathLike,
-                 fps: float = 5.0, loop: int = 0) -> Path:
+                 fps: float = 5.0, loop: int = 0, max_frames: int | None = MAX_GIF_FRAMES,
+                 max_side: int | None = MAX_GIF_SIDE) -> Path:
     """Assemble frames (PNG paths or uint8 arrays, all one size) into an animated GIF.
 
-    Written atomically with imageio; ``loop=0`` loops forever. Returns ``out_path``.
+    At most ``max_frames`` frames (evenly thinned, first and last kept; None: all) of at most
+    ``max_side`` pixels a side (larger frames are shrunk; None: as they are), so a long run's GIF
+    stays a few MB. Only the kept frames are read. Written atomically with imageio; ``loop=0``
+    loops forever. Returns ``out_path``.
     """
     import imageio.v2 as imageio
 
-    arrays = [read_png(f) if isinstance(f, (str, os.PathLike)) else to_uint8(f) for f in frames]
-    if not arrays:
+    frames = list(frames)
+    if not frames:
         raise ValueError(f"no frames to assemble into {out_path}")
+    if max_frames:
+        frames = thin(frames, max_frames)
+    arrays = [read_png(f) if isinstance(f, (str, os.PathLike)) else to_uint8(f) for f in frames]
     arrays = [a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a for a in arrays]
+    arrays = [_bounded(a, max_side) for a in arrays]
     buf = io.BytesIO()
     imageio.mimsave(buf, arrays, format="GIF", duration=1000.0 / fps, loop=loop)
     return atomic_write(out_path, buf.getvalue())

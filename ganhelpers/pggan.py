@@ -574,7 +574,7 @@ def fit_phases(ctx) -> dict:
 
 
 def _finish(run, config, model, data) -> dict:
-    gif = run.gifs / f"{run.experiment}.gif"
+    gif = cb.gif_path(run)
     return {"resolution": model.resolution, "level": int(model.level.numpy()), "alpha": float(model.alpha.numpy()),
             "phase": int(model.phase.numpy()), "phases": len(model.phases),
             "level_grids": sorted(p.name for p in run.samples.glob("level_*.png")),

@@ -29,9 +29,9 @@ def test_demo_sample_and_gif_commands(tmp_path, capsys, monkeypatch):
     assert main(["sample", str(run), "-n", "5", "-o", str(tmp_path / "singles")]) == 0
     singles = sorted((tmp_path / "singles").glob("sample_*.png"))
     assert len(singles) == 5 and images.read_png(singles[0]).shape == (32, 32)
-    (run / "gifs" / "dcgan_smoke.gif").unlink()
+    (run / "gifs" / "dcgan_smoke-cli.gif").unlink()
     assert main(["gif", str(run), "--fps", "2"]) == 0
-    assert images.gif_frame_count(run / "gifs" / "dcgan_smoke.gif") == len(list(run.glob("tmp/step_*.png"))) == 3
+    assert images.gif_frame_count(run / "gifs" / "dcgan_smoke-cli.gif") == len(list(run.glob("tmp/step_*.png"))) == 3
     with pytest.raises(SystemExit, match="not a run folder"):
         main(["gif", str(tmp_path)])
     with pytest.raises(SystemExit, match="no readable checkpoint"):

@@ -97,10 +97,12 @@ def test_train_then_sample_gif_and_fid_on_every_model(model, tmp_path, capsys, r
     assert not np.array_equal(first[0], images.read_png(sorted((tmp_path / "c").glob("*.png"))[0]))
 
     # gif: rebuilt from every frame
-    gif = run / "gifs" / f"{run.parent.name}.gif"
+    gif = run / "gifs" / f"{run.parent.name}-{run.name}.gif"
     gif.unlink()
     assert main(["gif", str(run), "--fps", "2"]) == 0
     assert images.gif_frame_count(gif) == len(list((run / "tmp").glob("step_*.png")))
+    assert main(["gif", str(run), "--walk", "--frames", "4", "--seed", "2", "-o", str(tmp_path / "walk.gif")]) == 0
+    assert images.gif_frame_count(tmp_path / "walk.gif") == 4
 
     # fid: a run folder against a folder of real images (random Inception weights: plumbing only)
     capsys.readouterr()

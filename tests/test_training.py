@@ -116,7 +116,7 @@ def test_interrupted_run_resumes_at_the_checkpointed_step_with_the_same_fixed_no
     assert frames[:3] == ["step_00000000.png", "step_00000003.png", "step_00000006.png"]
     assert frames[-1] == "step_00000012.png"
     # The GIF at the end has one frame per snapshot.
-    assert images.gif_frame_count(run.gifs / "dcgan_smoke.gif") == len(frames)
+    assert images.gif_frame_count(run.gifs / "dcgan_smoke-r.gif") == len(frames)
     assert (run.samples / "losses.png").exists()
     header = (run.samples / "losses.csv").read_text().splitlines()[0].split(",")
     assert header == ["step", "d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake"]
@@ -148,6 +148,32 @@ def test_non_finite_loss_stops_without_saving(model_data, digits32):
     dtypes = reader.get_variable_to_dtype_map()
     floats = [k for k, dt in dtypes.items() if dt.is_floating]
     assert len(floats) > 50 and all(np.isfinite(reader.get_tensor(k)).all() for k in floats)
+
+
+def test_a_long_run_gif_is_thinned_evenly_and_bounded_in_size(tmp_path):
+    assert images.thin(list(range(10)), 4) == [0, 3, 6, 9]
+    assert images.thin(list(range(700)), 100)[0] == 0 and images.thin(list(range(700)), 100)[-1] == 699
+    assert len(images.thin(list(range(700)), 100)) == 100 and images.thin([1, 2], 100) == [1, 2]
+    frames = [np.full((600, 900, 3), i, np.uint8) for i in range(250)]
+    gif = images.assemble_gif(frames, tmp_path / "long.gif", max_frames=100)
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.n_frames == 100 and max(im.size) == images.MAX_GIF_SIDE and im.size == (512, 341)
+    assert images.gif_frame_count(images.assemble_gif(frames[:5], tmp_path / "all.gif", max_frames=None)) == 5
+
+
+def test_latent_walk_gif_loops_through_typical_noise(tmp_path):
+    model = _model()
+    gif = callbacks.latent_walk(model, tmp_path / "walk.gif", frames=12, seed=1, num_images=4)
+    assert images.gif_frame_count(gif) == 12
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        first = np.asarray(im.convert("L"))
+        im.seek(6)
+        half = np.asarray(im.convert("L"))
+    assert first.shape == (2 * 34 + 2, 2 * 34 + 2) and not np.array_equal(first, half)
 
 
 def test_grid_and_gif_helpers(tmp_path):

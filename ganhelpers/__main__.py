@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=50, help="images per batch (default: 50)")
     p.add_argument("-n", type=int, default=1000, help="samples drawn from a run folder's generator (default 1000)")
     p.set_defaults(fn=_fid)
+
+    from .metrics import add_eval_parser
+
+    add_eval_parser(sub)  # eval REAL FAKE: FID, KID, precision/recall, SWD, MS-SSIM
     return parser
 
 

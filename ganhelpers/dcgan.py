@@ -68,7 +68,10 @@ DCGAN_PRESETS: dict[str, dict] = {
                      "keep_checkpoints": 3},
     },
 }
-# A few steps on the digits: the notebook smoke preset and the tests.
+# The workshop preset (every notebook has one): the demo, which learns the digits in ~7 minutes on
+# 2 CPU cores (the README's workshop table: benchmarks/workshop.py).
+DCGAN_PRESETS["cpu"] = copy.deepcopy(DCGAN_PRESETS["demo"])
+# A few steps on the digits: the tests' preset (it does not learn: its networks are tiny).
 DCGAN_PRESETS["smoke"] = copy.deepcopy(DCGAN_PRESETS["demo"])
 DCGAN_PRESETS["smoke"]["experiment"] = "dcgan_smoke"
 DCGAN_PRESETS["smoke"]["generator"]["base_filters"] = 8

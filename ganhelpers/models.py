@@ -224,7 +224,11 @@ class GAN(GANBase):
         training RNG (this advances it: prefer :meth:`sample`)."""
         if noise is None:
             noise = self.sample_noise(n if n is not None else int(self.fixed_noise.shape[0]))
-        return self.generator.predict(noise, batch_size=batch_size, verbose=0).astype(np.float32)
+        # direct calls in batches, not predict(): predict traces a function per model, and several
+        # models in one process (a comparison) make TensorFlow warn about retracing
+        out = [keras.ops.convert_to_numpy(self.generator(noise[i:i + batch_size], training=False))
+               for i in range(0, int(noise.shape[0]), batch_size)]
+        return np.concatenate(out).astype(np.float32)
 
 
 def real_images(data):

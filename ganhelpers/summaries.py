@@ -176,9 +176,12 @@ class TensorBoard(keras.callbacks.Callback):
 def read_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in the event files under ``log_dir`` (recursively) as ``{tag: [(step, value)]}``
     in file order: what TensorBoard will show (the tests count points with it)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
     out: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.HasField("tensor") and value.metadata.plugin_data.plugin_name == "scalars":
                     out.setdefault(value.tag, []).append((int(event.step), float(tf.make_ndarray(value.tensor))))

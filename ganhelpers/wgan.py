@@ -429,6 +429,18 @@ WGAN_PRESETS["smoke"]["training"].update(generator_iterations=6, snapshot_every=
                                          histogram_every=2)
 
 
+# The workshop preset: the offline digits at 32x32x1 with the demo's network sizes (the paper's 4x4
+# layout, 32 base maps) and the paper's optimizers, clip value and critic schedule; a budget that
+# fits a 2-core CPU session (measured: benchmarks/workshop.py, the README's workshop table).
+WGAN_PRESETS["cpu"] = copy.deepcopy(WGAN_PRESETS["full"])
+WGAN_PRESETS["cpu"].update(experiment="wgan_digits",
+                           data={"name": "digits", "image_size": 32, "channels": 1, "batch_size": 64})
+WGAN_PRESETS["cpu"]["generator"].update(base_filters=32, kernel_size=4, projection="conv")
+WGAN_PRESETS["cpu"]["critic"].update(base_filters=32, kernel_size=4, head="conv")
+WGAN_PRESETS["cpu"]["training"].update(generator_iterations=3000, snapshot_every=250, checkpoint_every_steps=1000,
+                                       histogram_every=250, log_every=50)
+
+
 def wgan_config(preset: str = "smoke", **overrides) -> dict:
     """A deep copy of a WGAN preset (``full``, ``smoke``); keyword arguments replace top-level
     values or update sections (``wgan_config("smoke", training={"generator_iterations": 20})``);

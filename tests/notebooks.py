@@ -28,12 +28,6 @@ NOTEBOOKS = ROOT / "notebooks"
 # notebooks set TF_CPP_MIN_LOG_LEVEL=3 before TensorFlow loads, so its C++ lines never appear.
 ALLOWED_STDERR: tuple[str, ...] = (
     r"^\s*$",
-    # summaries.read_scalars (PGGAN's growth log) reads events with tf.compat.v1's summary_iterator,
-    # which warns once per process; to drop when it reads them with tf.data.TFRecordDataset.
-    r"^WARNING:tensorflow:From .*summary_iterator\.py:\d+: tf_record_iterator .* is deprecated",
-    r"^Instructions for updating:$",
-    r"^Use eager execution and: $",
-    r"^`tf\.data\.TFRecordDataset\(path\)`$",
 )
 # Text that must never reach a reader: TensorFlow's start-up lines and Keras' progress bars (the
 # notebooks train with verbose=2: one line per epoch).

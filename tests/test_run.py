@@ -293,3 +293,17 @@ def test_a_conditional_gan_and_a_two_generator_model_fit_with_the_standard_callb
     np.testing.assert_array_equal(again.g_ab.get_weights()[0], model.g_ab.get_weights()[0])
     summaries.close(run2)
     assert len(summaries.read_scalars(run2.logs)["learning_rate/generators"]) == 8
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan", "wgan-gp", "sgan", "pggan"])
+def test_every_model_has_a_cpu_workshop_preset_on_the_offline_digits(model, tmp_path):
+    """The workshop presets (timed to learn in minutes by benchmarks/workshop.py) build and train on
+    the offline digits; two steps here, the whole budget in the benchmark."""
+    kind = model_kind(model)
+    assert {"smoke", "cpu"} <= set(kind.presets)
+    config = kind.config("cpu")
+    assert config["data"]["name"] == "digits" and not config["training"].get("run_eagerly")
+    result = train(config, root=tmp_path, steps=2, verbose=0, tensorboard=False)
+    assert result.results["step"] == 2
+    side = result.model.resolution if model == "pggan" else config["data"]["image_size"]  # PGGAN grows from 4x4
+    assert result.model.sample(2).shape[1:] == (side, side, 1)

@@ -203,6 +203,7 @@ def test_metrics_monitor_logs_every_evaluation_to_tensorboard_and_results(real, 
     assert results["metrics_num_real"] == 300 and set(results["swd_levels"]) == {"32px", "16px"}
     assert 0 <= results["precision"] <= 1 and results["kid"] > 0.05  # a 10-step generator is far from real
     assert 0 < results["msssim"] <= 1 and results["kid_std"] > 0
+    assert 0 < results["msssim_real"] < 0.5  # the real digits: diverse
 
 
 # -- the command line -------------------------------------------------------------------------------

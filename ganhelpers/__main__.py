@@ -63,15 +63,12 @@ def _demo(args) -> int:
         config["training"]["precision"] = args.precision
     model, run, _ = train(config, args.run, steps=args.steps, root=args.root, verbose=2 if args.quiet else "auto")
     if not args.no_check:
-        from .evaluate import digit_classifier, digit_report
+        from .evaluate import learning_check
 
-        classifier, accuracy = digit_classifier(config["data"]["image_size"], config["data"]["channels"])
-        report = digit_report(classifier, model.sample(500, seed=0))
+        report = learning_check(model)
         run.update_results({"step": int(model.step.numpy()), "digit_report": report,
-                            "classifier_holdout_accuracy": accuracy})
-        print(f"learning check: {report['confident_fraction']:.0%} of {report['num_images']} samples are "
-              f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
-              f"real digits), covering {report['classes_covered']}/10 classes")
+                            "classifier_holdout_accuracy": report["classifier_holdout_accuracy"]})
+        print(report["summary"])
     print(f"run folder: {run.dir}")
     print(f"GIF:        {gif_path(run)}")
     print(f"losses:     {run.samples / 'losses.png'}")

@@ -99,3 +99,17 @@ def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int 
     atomic_write(meta, json.dumps({"accuracy": accuracy, "image_size": image_size, "channels": channels,
                                    "epochs": epochs, "seed": seed}) + "\n")
     return model, accuracy
+
+
+def learning_check(model, num_samples: int = 500, seed: int = 0, cache_dir=None) -> dict:
+    """The demo's learning check for any generator of digits: :func:`digit_report` of
+    ``model.sample(num_samples, seed)`` by the cached digit classifier at the samples' size, plus
+    ``classifier_holdout_accuracy`` and a one-line ``summary`` to print."""
+    samples = model.sample(num_samples, seed=seed)
+    classifier, accuracy = cached_digit_classifier(cache_dir, samples.shape[1], samples.shape[-1])
+    report = digit_report(classifier, samples)
+    report["classifier_holdout_accuracy"] = accuracy
+    report["summary"] = (f"learning check: {report['confident_fraction']:.0%} of {report['num_images']} samples are "
+                         f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
+                         f"real digits), covering {report['classes_covered']}/10 classes")
+    return report

@@ -82,6 +82,10 @@ class Kernel:
         at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
         cells.insert(at + 1, parameter_cell(parameters))
         self._passes += 1
+        if self._passes > 1:  # every pass appends the notebook's cells again: keep cell ids unique
+            for cell in cells:
+                if "id" in cell:
+                    cell.id = f"{cell.id}-{self._passes}"
         return self._execute(cells)
 
     def _execute(self, cells):
@@ -109,6 +113,13 @@ def all_text(cells) -> str:
             parts.append(o.get("text", "") if o.get("output_type") == "stream" else
                          o.get("data", {}).get("text/plain", ""))
     return "".join(parts)
+
+
+def learning_checks(cells) -> list[str]:
+    """The lines of ``cells``' output that report a learning check (``learning check: ...``, or
+    ``<model>: learning check: ...`` when a notebook trains two models)."""
+    return [line for cell in cells for line in stream_text(cell, "stdout").splitlines()
+            if re.match(r"(?:[\w() -]+: )?learning check: ", line)]
 
 
 def check_outputs(cells, no_figure: tuple[str, ...] = ()) -> dict:

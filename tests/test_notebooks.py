@@ -1,5 +1,7 @@
 """Every notebook runs top to bottom in its smoke preset and shows what it should: a figure in every
-figure cell, no errors, no stray stderr, no TensorFlow banner, no progress bars. Notebook 01 also
+figure cell, no errors, no stray stderr, no TensorFlow banner, no progress bars, and its learning figure
+as one printed line (``learning check: ...``; smoke trains too little for the number to mean much,
+the cpu preset is where it does). Notebook 01 also
 resumes after a "disconnect" (a fresh kernel, the same RUN_NAME, a larger budget), and every
 exercise that is cheap in smoke runs as written: its parameters changed, then "Run all" again."""
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebooks import NOTEBOOKS, ROOT, Kernel, all_text, check_outputs, results, smoke
+from notebooks import NOTEBOOKS, ROOT, Kernel, all_text, check_outputs, learning_checks, results, smoke
 
 pytestmark = pytest.mark.notebook
 
@@ -39,6 +41,8 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         text = all_text(cells)
         assert len(re.findall(r"^\d+/\d+ - ", text, re.M)) == 1  # one progress line per epoch
         assert "step 28, " in text
+        [check] = learning_checks(cells)  # the digit classifier on 500 samples of G
+        assert re.match(r"learning check: \d+% of 500 samples are digits .* covering \d+/10 classes$", check), check
 
         # Exercise 1 as written: no label noise under a new RUN_NAME, then Run all.
         cells = k.run_all(**smoke(tmp_path, RUN_NAME="no_noise", CHANGES={"training": {"label_noise": None}}))
@@ -55,23 +59,34 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
 
 def test_wgan_notebook_and_its_exercises(tmp_path):
     with Kernel("02_wgan_birds.ipynb") as k:
-        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        cells = k.run_all(**smoke(tmp_path))
+        shown = check_outputs(cells)
         assert shown["figures"] == 6  # init weights, schedule, data, curves, samples + histograms, GIFs
+        assert [line.split(": learning check: ")[0] for line in learning_checks(cells)] == \
+            ["WGAN (weight clipping)", "WGAN-GP"]
         for variant in ("clip", "gp"):
             run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
             assert results(run)["generator_iterations"] == 6
-        # Exercise 2 as written (the cheapest: one changed schedule, both runs).
+        # Exercise 2 as written, with the clipped critic only (MODELS = ["clip"], as the exercises suggest).
         schedule = {"warmup_generator_iterations": 0, "warmup_n_critic": 5, "every": 0, "n_critic": 5}
-        check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="always5", CHANGES={"clip": {"schedule": schedule}})))
+        cells = k.run_all(**smoke(tmp_path, RUN_NAME="always5", MODELS=["clip"],
+                                  CHANGES={"clip": {"schedule": schedule}}))
+        check_outputs(cells)
+        assert len(learning_checks(cells)) == 1
+        assert not (tmp_path / "model_data" / "wgan_smoke_gp" / "always5").exists()
         assert "every: 0" in (tmp_path / "model_data" / "wgan_smoke_clip" / "always5" / "config.yaml").read_text()
 
 
 def test_sgan_notebook_and_its_exercises(tmp_path):
     exp = tmp_path / "model_data" / "sgan_smoke"
     with Kernel("03_sgan_mnist.ipynb") as k:
-        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        cells = k.run_all(**smoke(tmp_path))
+        shown = check_outputs(cells)
         assert shown["figures"] == 5  # labelled images, accuracy curve, confusion matrix, samples, sweep
         r = results(exp / "default")
+        [check] = learning_checks(cells)
+        assert check.startswith(f"learning check: SGAN test accuracy {r['sgan_test_accuracy']:.1%} vs baseline "
+                                f"{r['baseline_test_accuracy']:.1%} ({r['num_labels']} labels"), check
         assert len(r["test_accuracy_per_epoch"]) == 3 and 0 <= r["baseline_test_accuracy"] <= 1
         assert {p.name for p in exp.iterdir()} >= {"default", "default_sweep_2", "default_sweep_5"}
         # Exercises 1-3 as written, without the sweep (each changes one parameter and the run name).
@@ -88,10 +103,13 @@ def test_sgan_notebook_and_its_exercises(tmp_path):
 def test_pggan_notebook_and_its_exercise(tmp_path):
     exp = tmp_path / "model_data" / "pggan_smoke"
     with Kernel("04_pggan_fade_in.ipynb") as k:
-        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        cells = k.run_all(**smoke(tmp_path))
+        shown = check_outputs(cells)
         assert shown["figures"] == 5  # fade-in diagram, data levels, alpha + losses, level grids, GIF
         r = results(exp / "default")
         assert (r["phase"] + 1, r["resolution"], r["alpha"]) == (r["phases"], 16, 1.0)
+        [check] = learning_checks(cells)  # the final resolution was reached: the check runs (at 16x16)
+        assert re.match(r"learning check: \d+% of 500 samples are digits", check), check
         assert r["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png", "level_0016x0016.png"]
         # Exercise 2 as written: minibatch stddev off.
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))
@@ -101,8 +119,12 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
 def test_dogs_notebook(tmp_path):
     exp = tmp_path / "model_data" / "dog_dcgan_variants"
     with Kernel("05_dog_dcgan_variants.ipynb") as k:
-        shown = check_outputs(k.run_all(**smoke(tmp_path)))
+        cells = k.run_all(**smoke(tmp_path))
+        shown = check_outputs(cells)
         assert shown["figures"] == 3  # the stand-in images, FID curves, grids + GIFs
+        [check] = learning_checks(cells)  # the ranked table in one line, the metric named
+        assert re.match(r"learning check: ranked by FID \(lower is better\) on .+ features of 4 samples.*: "
+                        r"1\. (dcgan1|dcgan2) .+, 2\. (dcgan1|dcgan2) ", check), check
         assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
         # The exercises (more variants, each with its InceptionV3 FID) cost ~35 s more in smoke: not run.
 

@@ -38,6 +38,7 @@ def digit_classifier(image_size: int = 32, channels: int = 1, epochs: int = 20, 
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[train], y[train], batch_size=64, epochs=epochs, verbose=0)
     accuracy = float(model.evaluate(x[test], y[test], verbose=0)[1]) if n_test else float("nan")
+    _LOADED[str(path)] = (model, accuracy)
     return model, accuracy
 
 
@@ -48,7 +49,10 @@ def digit_report(classifier: keras.Model, images, threshold: float = 0.9) -> dic
     ``classes_covered`` (distinct top classes among those confident images), ``mean_confidence``
     and ``class_counts`` (confident images per class, 0-9).
     """
-    probs = classifier.predict(np.asarray(images, dtype="float32"), verbose=0, batch_size=256)
+    x = np.asarray(images, dtype="float32")
+    # direct calls in batches (predict() traces a new function per call and TensorFlow warns)
+    probs = np.concatenate([keras.ops.convert_to_numpy(classifier(x[i:i + 256], training=False))
+                            for i in range(0, len(x), 256)])
     top, conf = probs.argmax(axis=1), probs.max(axis=1)
     confident = conf >= threshold
     counts = np.bincount(top[confident], minlength=10)
@@ -71,6 +75,9 @@ def digit_classifier_cache_path(cache_dir=None, image_size: int = 32, channels: 
     return folder / f"digit_classifier_{image_size}px_{channels}ch_e{epochs}_s{seed}.keras"
 
 
+_LOADED: dict[str, tuple[keras.Model, float]] = {}
+
+
 def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int = 1, epochs: int = 20,
                             seed: int = 0) -> tuple[keras.Model, float]:
     """:func:`digit_classifier`, trained once and kept on disk (a ``.keras`` file plus its held-out
@@ -83,9 +90,13 @@ def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int 
     from .experiment import atomic_write
 
     path = digit_classifier_cache_path(cache_dir, image_size, channels, epochs, seed)
+    if str(path) in _LOADED:  # once per process: the same network every call, no reload
+        return _LOADED[str(path)]
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
-        return keras.saving.load_model(path, compile=False), float(json.loads(meta.read_text())["accuracy"])
+        _LOADED[str(path)] = (keras.saving.load_model(path, compile=False),
+                              float(json.loads(meta.read_text())["accuracy"]))
+        return _LOADED[str(path)]
     model, accuracy = digit_classifier(image_size, channels, epochs=epochs, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part.keras")
@@ -98,6 +109,7 @@ def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int 
             os.unlink(tmp)
     atomic_write(meta, json.dumps({"accuracy": accuracy, "image_size": image_size, "channels": channels,
                                    "epochs": epochs, "seed": seed}) + "\n")
+    _LOADED[str(path)] = (model, accuracy)
     return model, accuracy
 
 

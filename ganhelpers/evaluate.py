@@ -38,7 +38,6 @@ def digit_classifier(image_size: int = 32, channels: int = 1, epochs: int = 20, 
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[train], y[train], batch_size=64, epochs=epochs, verbose=0)
     accuracy = float(model.evaluate(x[test], y[test], verbose=0)[1]) if n_test else float("nan")
-    _LOADED[str(path)] = (model, accuracy)
     return model, accuracy
 
 

@@ -10,7 +10,7 @@ buffers included; ``numpy peak`` the largest live numpy/Python allocation seen b
 The k-NN cases (``dist``: the blocked distance products of one set alone; ``knn``: its k-NN radii,
 products plus selection; ``pr``: all of precision/recall/density/coverage, three N x N products)
 report GFLOP/s (2 N^2 D per product) against the fp32 matmul peak measured in the same process,
-alternating with the case (the best of 3 timings of each: the machine may be shared).
+alternating with the case (the best of 1 + ``--repeats`` timings of each: the machine may be shared).
 
     python benchmarks/metrics.py                      # N = 10,000, every case
     python benchmarks/metrics.py --n 2000 --cases knn pr
@@ -138,8 +138,8 @@ def run_case(case: str, n: int, dims: int | None, shape, repeats: int = 2) -> di
             "numpy_peak_mb": numpy_peak, "matmul_peak": max(peaks) if peaks else None, "value": summary}
 
 
-def _child(case: str, n: int, dims: int | None, shape) -> dict:
-    cmd = [sys.executable, __file__, "--child", case, "--n", str(n)]
+def _child(case: str, n: int, dims: int | None, shape, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", case, "--n", str(n), "--repeats", str(repeats)]
     cmd += ["--dims", str(dims)] if dims else ["--shape", *map(str, shape)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -160,12 +160,14 @@ def main(argv=None) -> int:
     p.add_argument("--dims", type=int, nargs="+", default=[2048, 4096], help="feature widths")
     p.add_argument("--shapes", nargs="+", default=["32x32x1", "64x64x3"], help="image shapes for SWD/MS-SSIM")
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    p.add_argument("--repeats", type=int, default=2, help="extra timed calls of the k-NN cases, alternating with "
+                   "the peak measurement (the best of each is kept; default 2)")
     p.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--shape", type=int, nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         dims = args.dims[0] if args.child in FEATURE_CASES else None
-        print(json.dumps(run_case(args.child, args.n, dims, args.shape)))
+        print(json.dumps(run_case(args.child, args.n, dims, args.shape, args.repeats)))
         return 0
 
     from _peak import measure_matmul_peak
@@ -179,7 +181,7 @@ def main(argv=None) -> int:
         else:
             settings = [(None, tuple(int(v) for v in s.split("x")), f"{args.n:,} images {s}") for s in args.shapes]
         for dims, shape, label in settings:
-            r = _child(case, args.n, dims, shape)
+            r = _child(case, args.n, dims, shape, args.repeats)
             rows.append((case, label, r))
             print(f"  {case:7s} {label:30s} {r['seconds']:8.2f} s  peak RSS +{r['peak_rss_mb']:7.0f} MB  "
                   f"numpy peak {r['numpy_peak_mb']:7.0f} MB  value {r['value']}", flush=True)

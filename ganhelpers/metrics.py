@@ -691,6 +691,10 @@ def add_eval_parser(subparsers):
                    help="samples drawn from a run folder (default 1000); a folder or .npz with more "
                         "than N images/rows gives N of them, chosen at random (seeded) (default: all)")
     p.add_argument("--k", type=int, default=3, help="neighbours of the k-NN manifolds (default: 3)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets (default: 100)")
+    p.add_argument("--kid-subset-size", type=int, default=None,
+                   help="KID: rows per subset (default: 1000, or half the smaller side when that is less, "
+                        "so the spread over subsets means something)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, pairs, patches and run samples")
     p.add_argument("--batch", type=int, default=100, help="images per feature batch (default: 100)")
     p.set_defaults(fn=eval_cli)
@@ -821,15 +825,19 @@ def eval_cli(args) -> int:
     network = describe(extractor) if extractor else (real.get("extractor") or "statistics from the .npz files")
     print(f"network: {network if feature_names else 'none (pixel metrics only)'}; real: {real['count']} "
           f"({real['kind']} {args.real}), fake: {fake['count']} ({fake['kind']} {args.fake})")
+    smaller = min(len(f) for f in (real_features, fake_features)) if real_features is not None and \
+        fake_features is not None else 0
+    subset = args.kid_subset_size or max(2, min(1000, smaller // 2))
     values = compute_metrics(names, real_features, fake_features, real.get("images"), fake.get("images"),
-                             real_stats=stats.get("real"), fake_stats=stats.get("fake"), k=args.k, seed=args.seed)
+                             real_stats=stats.get("real"), fake_stats=stats.get("fake"), k=args.k, seed=args.seed,
+                             kid_subsets=args.kid_subsets, kid_subset_size=subset)
     note = f" {extractor.note}" if extractor is not None and extractor.note else ""
     for name in names:
         v = values[name]
         if name == "fid":
             print(f"FID: {v:.2f}{note}")
         elif name == "kid":
-            print(f"KID: {_fmt(v)} ± {_fmt(values['kid_std'])}{note}")
+            print(f"KID: {_fmt(v)} ± {_fmt(values['kid_std'])} ({args.kid_subsets} subsets of {subset}){note}")
         elif name in PR_METRICS:
             print(f"{name}: {v:.3f} (k={args.k}){note}")
         elif name == "swd":

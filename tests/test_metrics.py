@@ -17,7 +17,8 @@ from ganhelpers.features import extract, feature_extractor
 
 @pytest.fixture(scope="module")
 def digit_net(tmp_path_factory):
-    """The digit-features network, trained once for this module (cached in a temporary folder)."""
+    """The digit-features network, trained once for this module (in a temporary cache folder); the CLI
+    tests reuse it (one network per process)."""
     return feature_extractor("digits", cache_dir=tmp_path_factory.mktemp("models"))
 
 
@@ -62,7 +63,7 @@ def test_kid_equals_the_unbiased_estimator_written_out():
 
 def test_kid_is_unbiased_on_disjoint_halves_of_the_real_digits(real):
     _, _, f = real
-    repeats, m = 30, 150
+    repeats, m = 20, 150
     unbiased, biased = [], []
     for r in range(repeats):
         order = np.random.default_rng(r).permutation(len(f))
@@ -72,7 +73,7 @@ def test_kid_is_unbiased_on_disjoint_halves_of_the_real_digits(real):
         biased.append(k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean())  # V-statistic: diagonals kept
     standard_error = np.std(unbiased) / np.sqrt(repeats)
     assert abs(np.mean(unbiased)) < 3 * standard_error
-    assert np.mean(biased) > 10 * standard_error  # the check has power: the biased estimator fails it
+    assert np.mean(biased) > 5 * standard_error  # the check has power: the biased estimator fails it
 
 
 # -- precision / recall / density / coverage --------------------------------------------------------
@@ -238,8 +239,8 @@ def test_eval_cli_prints_one_line_per_metric(real, digit_net, tmp_path, capsys):
     assert out["network"].startswith(f"{digit_net.name} (4096-d penultimate layer")
     assert f"real: 150 (folder {real_dir})" in out["network"] and f"fake: {n_fake} (folder" in out["network"]
     assert float(out["FID"]) > 0
-    kid_mean, kid_std = (float(v) for v in out["KID"].split(" ± "))
-    assert kid_mean > 0 and kid_std == 0.0
+    kid_mean, rest = out["KID"].split(" ± ")
+    assert float(kid_mean) > 0 and float(rest.split()[0]) > 0 and rest.endswith(f"(100 subsets of {n_fake // 2})")
     assert float(out["precision"].split()[0]) > 0.7 and float(out["recall"].split()[0]) < 0.75
     assert out["SWD"].startswith("32px ") and ", 16px " in out["SWD"] and ", mean " in out["SWD"]
     assert 0 < float(out["MS-SSIM"].split()[0]) < 0.5 and "real images: " in out["MS-SSIM"]

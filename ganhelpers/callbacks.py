@@ -324,18 +324,24 @@ class LossHistory(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.step.numpy())
         if logs and step % self.every_n_steps == 0:
-            logs = self.model.loggable(logs) if hasattr(self.model, "loggable") else logs
+            shown = self.model.loggable(logs) if hasattr(self.model, "loggable") else logs
             order = list(getattr(self.model, "metric_names", ())) + sorted(logs)
             keys = self.keys or tuple(dict.fromkeys(k for k in order if k in logs))
-            self._rows.append({"step": step, **{k: float(logs[k]) for k in keys if k in logs}})
+            # every key in every row (empty where the model has nothing to show yet), so the columns
+            # are known from the first row on
+            self._rows.append({"step": step, **{k: float(shown[k]) if k in shown else "" for k in keys}})
 
     def _flush(self):
         """Append the buffered rows in one write. A torn last line (a kill during an earlier write)
         is cut off first, so it cannot join the next row."""
         if not self._rows:
             return
-        fields = list(self._rows[0])
         new = not self.csv_path.exists() or _drop_torn_tail(self.csv_path) == 0
+        # One set of columns per file: the existing header, or every key the buffered rows have (a
+        # value a model reports only later, as WGAN's generator_loss, stays an empty cell until then).
+        fields = None if new else _csv_header(self.csv_path)
+        if not fields:
+            fields = list(dict.fromkeys(k for row in self._rows for k in row))
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         if new:
@@ -353,6 +359,11 @@ class LossHistory(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._flush()
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def _drop_torn_tail(path: Path) -> int:

@@ -188,6 +188,11 @@ DOGS_PRESETS: dict[str, dict] = {
         # FID with ImageNet InceptionV3 on 5,000 samples every 3 epochs, against all real crops.
         "fid": {"every_n_epochs": 3, "num_samples": 5000, "weights": "imagenet", "batch_size": 50,
                 "real_samples": None},
+        # KID and precision/recall beside FID, on the same network and schedule (ganhelpers.metrics);
+        # with 5,000 samples FID's small-sample bias is small: it ranks the variants.
+        "metrics": {"names": ["kid", "precision", "recall"], "features": "inception", "weights": "imagenet",
+                    "every_n_epochs": 3, "num_samples": 5000, "batch_size": 50, "real_samples": None},
+        "rank_by": "fid",
     },
 }
 # The workshop preset: the offline digits at 32x32x1 as stand-ins for dogs, the demo's network sizes
@@ -200,6 +205,10 @@ DOGS_PRESETS["cpu"]["discriminator"]["base_filters"] = 32
 DOGS_PRESETS["cpu"]["training"].update(epochs=20, snapshot_every_images=3_200, log_every=20)
 DOGS_PRESETS["cpu"]["fid"].update(every_n_epochs=5, num_samples=500, weights="digits", batch_size=250,
                                   real_samples=None)
+# 500 samples: FID is biased upwards there, KID is not (Binkowski et al. 2018): KID ranks.
+DOGS_PRESETS["cpu"]["metrics"].update(features="digits", weights=None, every_n_epochs=5, num_samples=500,
+                                      batch_size=250)
+DOGS_PRESETS["cpu"]["rank_by"] = "kid"
 CPU_VARIANTS = ("dcgan1", "leaky", "lsgan")
 # Offline and tiny: 64 of scikit-learn's digits as 64x64x3 stand-ins for dogs, 4 feature maps,
 # 2 epochs of 4 steps, FID from a random InceptionV3 on 4 samples against 8 real images (plumbing
@@ -209,7 +218,10 @@ DOGS_PRESETS["smoke"]["data"].update(name="digits", batch_size=16, crop="center"
 DOGS_PRESETS["smoke"]["generator"]["base_filters"] = 4
 DOGS_PRESETS["smoke"]["discriminator"]["base_filters"] = 4
 DOGS_PRESETS["smoke"]["training"].update(epochs=2, snapshot_every_images=32, log_every=2)
-DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights=None, batch_size=4, real_samples=8)
+DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights="digits", batch_size=4, real_samples=8)
+DOGS_PRESETS["smoke"]["metrics"].update(names=["kid"], features="digits", weights=None, every_n_epochs=1,
+                                        num_samples=16, batch_size=16)
+DOGS_PRESETS["smoke"]["rank_by"] = "kid"
 
 # name -> (why it might help, the sections it changes on the baseline)
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -331,6 +343,7 @@ def _finish(run, config: dict, model, data) -> dict:
             "loss": config["training"]["loss"], "batch_size": config["data"]["batch_size"], "epochs": epochs_done,
             "steps": int(model.step.numpy()),
             "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": config["fid"]["num_samples"],
+            "rank_by": config.get("rank_by", "fid"),
             "data": config["data"]["name"], "run_dir": str(run.dir)}
 
 
@@ -387,21 +400,35 @@ def run_comparison(variants=None, preset: str = "full", comparison: str = "defau
 # -- comparing runs -----------------------------------------------------------------------------
 
 class Table(list):
-    """Rows (dicts) of a comparison, best FID first; ``markdown()`` renders them (so do notebooks)."""
+    """Rows (dicts) of a comparison, best first by ``by`` (a metric in the runs' results.json);
+    ``markdown()`` renders them (so do notebooks)."""
 
-    COLUMNS = (("rank", "rank"), ("variant", "variant"), ("fid", "FID (last)"), ("fid_best", "best FID"),
-               ("fid_best_epoch", "at epoch"), ("epochs", "epochs"), ("steps", "steps"), ("batch_size", "batch"),
-               ("loss", "loss"), ("minutes", "minutes"))
+    def __init__(self, rows=(), by: str = "fid"):
+        super().__init__(rows)
+        self.by = by
+
+    @property
+    def columns(self) -> tuple:
+        label = self.by.upper() if self.by in ("fid", "kid", "swd") else self.by
+        others = tuple((m, m.upper() if m in ("fid", "kid") else m) for m in ("fid", "kid", "precision", "recall")
+                       if m != self.by and any(r.get(m) is not None for r in self))
+        return ((("rank", "rank"), ("variant", "variant"), (self.by, f"{label} (last)"),
+                 (f"{self.by}_best", f"best {label}"), (f"{self.by}_best_epoch", "at epoch")) + others
+                + (("epochs", "epochs"), ("steps", "steps"), ("batch_size", "batch"), ("loss", "loss"),
+                   ("minutes", "minutes")))
 
     def markdown(self) -> str:
         def cell(v):
             return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
-        lines = ["| " + " | ".join(h for _, h in self.COLUMNS) + " |",
-                 "|" + "|".join("---" for _ in self.COLUMNS) + "|"]
-        lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in self.COLUMNS) + " |" for r in self]
+        columns = self.columns
+        lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        lines += ["| " + " | ".join(cell(r.get(k)) for k, _ in columns) + " |" for r in self]
         notes = sorted({f"FID by {r['fid_extractor']} on {r.get('fid_num_samples')} samples "
                         f"{r.get('fid_note') or ''}".rstrip() for r in self if r.get("fid_extractor")})
+        notes += sorted({f"{', '.join(m.upper() for m in ('kid',) if r.get(m) is not None) or 'metrics'} and "
+                         f"precision/recall by {r['metrics_network']} on {r.get('metrics_num_fake')} samples"
+                         for r in self if r.get("metrics_network")})
         return "\n".join(lines + [""] + [f"_{n}_" for n in notes]).rstrip()
 
     _repr_markdown_ = markdown
@@ -423,10 +450,14 @@ def _result_dirs(run_dirs_or_root) -> list[Path]:
     return [Path(p) for p in run_dirs_or_root]
 
 
-def comparison_table(run_dirs_or_root, comparison: str | None = None) -> Table:
+def comparison_table(run_dirs_or_root, comparison: str | None = None, by: str | None = None) -> Table:
     """Collect ``results.json`` of run folders (a list, one run folder, or a folder of runs, e.g.
-    ``model_data/dog_dcgan_variants``) into a :class:`Table` sorted by final FID (runs without FID
-    last); ``comparison`` keeps only that comparison's runs."""
+    ``model_data/dog_dcgan_variants``) into a :class:`Table` ranked by the metric ``by`` (default:
+    the runs' ``rank_by``, else ``fid``): its last value, lower first for FID, KID and SWD, higher
+    first for precision, recall, density and coverage; runs without it last. ``comparison`` keeps
+    only that comparison's runs."""
+    from .metrics import LOWER_IS_BETTER
+
     rows = []
     for run_dir in _result_dirs(run_dirs_or_root):
         r = load_results(run_dir)
@@ -436,36 +467,58 @@ def comparison_table(run_dirs_or_root, comparison: str | None = None) -> Table:
             continue
         rows.append({**r, "variant": r.get("variant", run_dir.name), "run_dir": str(run_dir),
                      "minutes": round(r["train_seconds"] / 60, 2) if r.get("train_seconds") is not None else None})
+    by = by or next((r["rank_by"] for r in rows if r.get("rank_by")), "fid")
+    sign = 1.0 if LOWER_IS_BETTER.get(by, True) else -1.0
+    for row in rows:
+        history = row.get(f"{by}_history") or []
+        if history:
+            best = (min if sign > 0 else max)(history, key=lambda h: h[1])
+            row[f"{by}_best"], row[f"{by}_best_epoch"] = best[1], best[0]
 
     def key(row):
-        v = row.get("fid")
-        return (v is None or not math.isfinite(v), v if v is not None else 0.0, row["variant"])
+        v = row.get(by)
+        missing = v is None or not math.isfinite(v)
+        return (missing, 0.0 if missing else sign * v, row["variant"])
 
     rows.sort(key=key)
     for i, row in enumerate(rows, 1):
         row["rank"] = i
-    return Table(rows)
+    return Table(rows, by)
 
 
-def plot_fid_curves(table, path=None, title: str = "FID over epochs (lower is better)"):
-    """One FID-over-epochs line per row of a :class:`Table` (or per run folder); saved to ``path``
-    if given. Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
+def plot_metric_curves(table, metric: str | None = None, path=None, title: str | None = None):
+    """One ``metric``-over-epochs line per row of a :class:`Table` (or per run folder; default
+    metric: the table's ranking one); saved to ``path`` if given. Returns a matplotlib ``Figure``
+    (display it; no pyplot state is touched)."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    from .metrics import LOWER_IS_BETTER
+
     rows = table if isinstance(table, Table) else comparison_table(table)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    metric = metric or getattr(rows, "by", "fid")
+    label = metric.upper() if metric in ("fid", "kid", "swd") else metric
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     for row in rows:
-        history = row.get("fid_history") or []
+        history = row.get(f"{metric}_history") or []
         if history:
             ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", label=row["variant"])
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("FID")
-    notes = {row.get("fid_note") for row in rows if row.get("fid_note")}
+    ax.set_ylabel(label)
+    better = "lower" if LOWER_IS_BETTER.get(metric, True) else "higher"
+    notes = {row.get("fid_note") for row in rows if row.get("fid_note") and metric == "fid"}
+    title = title or f"{label} over epochs ({better} is better)"
     ax.set_title(title + ("\n" + "; ".join(sorted(notes)) if notes else ""))
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+def plot_fid_curves(table, path=None, title: str = "FID over epochs (lower is better)"):
+    """:func:`plot_metric_curves` of FID."""
+    return plot_metric_curves(table, "fid", path, title)

@@ -36,6 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import summaries
+
 log = logging.getLogger(__name__)
 
 #: every metric name :func:`compute_metrics` and :class:`MetricsMonitor` understand
@@ -562,7 +564,7 @@ class MetricsMonitor(keras.callbacks.Callback):
     offline network); the real features are computed once (and cached in ``cache_path``, an
     ``.npz``, if given: see :func:`features_cache_path`). Each value is
 
-    * logged as the TensorBoard scalar ``metrics/<name>`` (``run.logs / "metrics"``, step = epochs
+    * logged as the TensorBoard scalar ``metrics/<name>`` (the run's train writer, step = epochs
       completed; SWD's levels also as ``metrics/swd_<side>px``),
     * merged into ``results.json``: ``<name>`` (latest), ``<name>_history`` ([[epoch, value], ...],
       kept across resumes), plus ``kid_std``, ``swd_levels``, ``metrics_network``, ``metrics_note``,
@@ -589,7 +591,7 @@ class MetricsMonitor(keras.callbacks.Callback):
         self.real_features = None
         self.real_stats = None  # (mu, sigma) of the real features, for FID: computed once
         self.msssim_real = None  # MS-SSIM among the real images (the diversity to aim for): computed once
-        self.writer = None
+        self._started = False
         self.history: dict[str, list] = {}
 
     @property
@@ -606,8 +608,7 @@ class MetricsMonitor(keras.callbacks.Callback):
         if "fid" in self.names and self.real_stats is None:
             rf = _feature_array(self.real_features, "FID", "real", 2).astype(np.float64)
             self.real_stats = (rf.mean(axis=0), np.cov(rf, rowvar=False))
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(str(self.run.logs / "metrics"))
+        self._started = True
         results = self.run.results()
         self.history = {m: [list(h) for h in results.get(f"{m}_history", [])] for m in self.names}
 
@@ -630,16 +631,14 @@ class MetricsMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
-        if self.writer is None:
+        if not self._started:
             self.on_train_begin()
         step = epoch + 1
         values = self.evaluate()
-        with self.writer.as_default(), tf.summary.record_if(True):
-            for name in self.names:
-                tf.summary.scalar(f"metrics/{name}", values[name], step=step)
-            for side, value in values.get("swd_levels", {}).items():
-                tf.summary.scalar(f"metrics/swd_{side}px", value, step=step)
-        self.writer.flush()
+        scalars = {f"metrics/{name}": values[name] for name in self.names}
+        scalars.update({f"metrics/swd_{side}px": v for side, v in values.get("swd_levels", {}).items()})
+        summaries.scalars(self.run, scalars, step)  # the run's train writer, never dropped
+        summaries.flush(self.run)
         update = {}
         for name in self.names:
             self.history[name] = [h for h in self.history[name] if h[0] != step] + [[step, values[name]]]
@@ -660,9 +659,7 @@ class MetricsMonitor(keras.callbacks.Callback):
                  len(self.real_images))
 
     def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        self._started = False
 
 
 # -- command line: python -m ganhelpers eval REAL FAKE ------------------------------------------

@@ -118,6 +118,41 @@ def standard_callbacks(run: Run, config: dict, tensorboard: bool = True) -> list
     return cbs
 
 
+def metrics_callbacks(run: Run, config: dict, data: dict) -> list:
+    """A :class:`ganhelpers.metrics.MetricsMonitor` when the config has a ``metrics`` section with
+    ``names`` (fid, kid, precision, recall, density, coverage, swd, msssim, or "pr"): every
+    ``every_n_epochs`` epochs on ``num_samples`` samples against the run's data (its first
+    ``real_samples`` if set), on the features of ``features`` (``digits``, ``inception`` with
+    ``weights``, ``none``); the real features are cached beside the experiment's runs."""
+    m = config.get("metrics") or {}
+    if not m.get("names"):
+        return []
+    from .features import feature_extractor
+    from .metrics import MetricsMonitor, features_cache_path
+
+    d = config["data"]
+    name = m.get("features", "digits")
+    options = {"image_size": d["image_size"], "channels": d.get("channels", 3)} if name == "digits" else {}
+    extractor = feature_extractor(name, weights=m.get("weights"), **options)
+    real = data["images"][: m["real_samples"]] if m.get("real_samples") else data["images"]
+    cache = features_cache_path(run.dir.parent, f"{d['name']}-{d.get('crop', 'none')}-{len(real)}", d["image_size"],
+                                extractor)
+    return [MetricsMonitor(run, real, metrics=m["names"], every_n_epochs=m.get("every_n_epochs", 1),
+                           num_samples=m.get("num_samples", 1000), extractor=extractor, cache_path=cache,
+                           batch_size=m.get("batch_size", 200))]
+
+
+def measure_at_the_end(monitors, epochs_done: int) -> None:
+    """Evaluate each metrics monitor once more after the last epoch when its schedule skipped it, so
+    every run's final figures are of its final model (runs of different lengths compare)."""
+    for monitor in monitors:
+        done = {h[0] for values in monitor.history.values() for h in values}
+        if epochs_done > 0 and epochs_done not in done:
+            monitor.every_n_epochs = 1
+            monitor.on_epoch_end(epochs_done - 1)
+            monitor.on_train_end()
+
+
 class StopAtStep(keras.callbacks.Callback):
     """Stops ``fit`` once the model's ``step`` reaches ``total``."""
 
@@ -201,11 +236,14 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
         data = kind.load_data(config, data_dir, download)
     model = kind.build(config)
 
+    monitors = []
+
     def make_callbacks():
         # the model's own first: what they steer (alpha, label noise) or add to the logs (test
-        # accuracy) is in place before the checkpoint saves and the loggers write
-        return (list(kind.callbacks(run, config, model, data)) + standard_callbacks(run, config, tensorboard)
-                + list(callbacks))
+        # accuracy, metrics) is in place before the checkpoint saves and the loggers write
+        monitors[:] = metrics_callbacks(run, config, data)
+        return (list(kind.callbacks(run, config, model, data)) + monitors
+                + standard_callbacks(run, config, tensorboard) + list(callbacks))
 
     restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
     if restored:
@@ -215,6 +253,7 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     start = time.perf_counter()
     history = (kind.fit or fit_steps)(ctx)
     seconds = time.perf_counter() - start
+    measure_at_the_end(monitors, int(model.epoch.numpy()))
     previous = run.results()
     final = {}
     if history is not None and getattr(history, "history", None):

@@ -211,7 +211,7 @@ def test_run_comparison_trains_each_variant_and_measures_fid_at_the_last_epoch_t
     digits = dogs.load_images(dogs.variant_config("dcgan1", "smoke"))
     table = dogs.run_comparison(["dcgan1", "hinge"], "smoke", comparison="t", root=root, images=digits,
                                 verbose=0, extractor=PixelExtractor(), training={"epochs": 3},
-                                fid={"every_n_epochs": 2})
+                                fid={"every_n_epochs": 2}, metrics={"every_n_epochs": 2}, rank_by="fid")
     assert sorted(r["variant"] for r in table) == ["dcgan1", "hinge"]
     assert [r["loss"] for r in sorted(table, key=lambda r: r["variant"])] == ["bce_probs", "hinge"]
     for row in table:
@@ -221,7 +221,12 @@ def test_run_comparison_trains_each_variant_and_measures_fid_at_the_last_epoch_t
         assert row["fid_best"] == min(h[1] for h in row["fid_history"])
         assert experiment.load_config(root / "dog_dcgan_variants" / f"t-{row['variant']}" / "config.yaml")[
             "variant"] == row["variant"]
-    assert table[0]["fid"] <= table[1]["fid"]
+    assert table[0]["fid"] <= table[1]["fid"] and table.by == "fid"
+    for row in table:  # KID on the digit features beside FID, measured after the last epoch too
+        assert [h[0] for h in row["kid_history"]] == [2, 3] and row["metrics_network"].startswith("digit-cnn-64px-3ch")
+    by_kid = dogs.comparison_table(root / "dog_dcgan_variants", comparison="t", by="kid")
+    assert [r["kid"] for r in by_kid] == sorted(r["kid"] for r in table)
+    assert "KID (last)" in by_kid.markdown().splitlines()[0]
     assert list((root / "dog_dcgan_variants").glob("fid_stats_digits-center-8_64px_test-pixels-8x8.npz"))
     # Same seed, same fixed noise: both variants' first GIF frame (step 0) comes from the same noise.
     frames = [sorted((root / "dog_dcgan_variants" / f"t-{v}" / "tmp").glob("step_*.png"))

@@ -225,6 +225,8 @@ SAFE_ON_RESUME = frozenset({
     "d_lr", "g_lr", "lr", "learning_rate", "beta_1", "beta_2", "rho", "epsilon", "batch_size",
     "labelled_batch_size", "label_noise", "n_critic", "schedule", "clip_value", "gp_weight", "gp_lambda",
     "drift", "seed", "fid", "run_eagerly", "jit_compile", "steps_per_execution", "description",
+    # evaluation and logging only; conv: the phase layers hold the same weights as Keras' own
+    "metrics", "rank_by", "gif_fps", "snapshot_every_images", "steps_per_epoch", "conv",
 })
 
 

@@ -38,9 +38,9 @@ FIGURE_MARKERS = ("plt.show()", "display(loss_figure", "display(fig", "display(I
 
 
 def kernel_env() -> dict:
-    """The kernel's environment: this process's, without the test suite's matplotlib or TensorFlow
-    log settings (a student has neither)."""
-    return {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    """The kernel's environment: this process's (the suite sets no matplotlib backend, so the kernel
+    uses Jupyter's inline one), without the suite's TensorFlow log level (a student has none)."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
 def parameter_cell(parameters: dict) -> nbformat.NotebookNode:

@@ -188,9 +188,10 @@ DOGS_PRESETS: dict[str, dict] = {
         # FID with ImageNet InceptionV3 on 5,000 samples every 3 epochs, against all real crops.
         "fid": {"every_n_epochs": 3, "num_samples": 5000, "weights": "imagenet", "batch_size": 50,
                 "real_samples": None},
-        # KID and precision/recall beside FID, on the same network and schedule (ganhelpers.metrics);
-        # with 5,000 samples FID's small-sample bias is small: it ranks the variants.
-        "metrics": {"names": ["kid", "precision", "recall"], "features": "inception", "weights": "imagenet",
+        # Other metrics (ganhelpers.metrics) by name, e.g. ["kid", "precision", "recall"]: none here, as
+        # they would extract the 5,000 samples' Inception features a second time beside FID's. With
+        # 5,000 samples FID's small-sample bias is small: it ranks the variants.
+        "metrics": {"names": [], "features": "inception", "weights": "imagenet",
                     "every_n_epochs": 3, "num_samples": 5000, "batch_size": 50, "real_samples": None},
         "rank_by": "fid",
     },
@@ -206,8 +207,8 @@ DOGS_PRESETS["cpu"]["training"].update(epochs=20, snapshot_every_images=3_200, l
 DOGS_PRESETS["cpu"]["fid"].update(every_n_epochs=5, num_samples=500, weights="digits", batch_size=250,
                                   real_samples=None)
 # 500 samples: FID is biased upwards there, KID is not (Binkowski et al. 2018): KID ranks.
-DOGS_PRESETS["cpu"]["metrics"].update(features="digits", weights=None, every_n_epochs=5, num_samples=500,
-                                      batch_size=250)
+DOGS_PRESETS["cpu"]["metrics"].update(names=["kid", "precision", "recall"], features="digits", weights=None,
+                                      every_n_epochs=5, num_samples=500, batch_size=250)
 DOGS_PRESETS["cpu"]["rank_by"] = "kid"
 CPU_VARIANTS = ("dcgan1", "leaky", "lsgan")
 # Offline and tiny: 64 of scikit-learn's digits as 64x64x3 stand-ins for dogs, 4 feature maps,

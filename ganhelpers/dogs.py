@@ -1,14 +1,15 @@
-"""Stanford Dogs and the dog experiment's DCGAN variants, ranked by FID over one training path.
+"""Stanford Dogs and the dog experiment's DCGAN variants, ranked by a metric over one training path.
 
 * :func:`stanford_dogs` downloads ``images.tar`` and ``annotation.tar`` (sha256 and size checked),
   extracts them and returns 64x64 uint8 dogs, optionally cropped to each dog's bounding box from the
   annotation XML: the remedy the experiment named for dogs that are small or off-centre in the frame.
-* :func:`variant_config` gives each variant as a config of the same shape as
-  :mod:`ganhelpers.configs` (data / generator / discriminator / training, plus ``fid``); every
-  variant trains through :func:`ganhelpers.training.train_dcgan` with a
-  :class:`ganhelpers.fid.FIDMonitor`, so the variants differ only in their config.
+* :func:`variant_config` gives each variant as a DCGAN config (data / generator / discriminator /
+  training, plus ``fid``, ``metrics`` and ``rank_by``); every variant trains through
+  :func:`ganhelpers.run.train` (model ``dogs``) with a :class:`ganhelpers.fid.FIDMonitor` and the
+  config's metrics, so the variants differ only in their config.
 * :func:`run_comparison` trains the selected variants with the same seed, data and budget (epochs,
-  i.e. real images seen) and :func:`comparison_table` ranks their ``results.json`` by FID.
+  i.e. real images seen) and :func:`comparison_table` ranks their ``results.json`` by ``rank_by``
+  (FID in ``full``, KID where samples are few).
 
 Run folders: ``<model_data>/dog_dcgan_variants/<comparison>-<variant>/``.
 """

@@ -1,4 +1,4 @@
-"""Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment and notebook 03."""
+"""Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment (notebook 03: tests/test_notebooks.py)."""
 
 import json
 

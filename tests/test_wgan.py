@@ -1,5 +1,5 @@
 """WGAN with weight clipping and WGAN-GP: the critic schedule, clipping after every critic update
-(three equivalent forms), the gradient penalty, resume, and notebook 02 in its smoke preset."""
+(three equivalent forms), the gradient penalty and resume (notebook 02: tests/test_notebooks.py)."""
 
 import csv
 

@@ -1,5 +1,5 @@
 """Stanford Dogs loader (on small archives built here in the real layout), the DCGAN variants,
-the comparison table, and the notebook's smoke run."""
+the comparison table ranked by any metric (notebook 05: tests/test_notebooks.py)."""
 
 import hashlib
 import io

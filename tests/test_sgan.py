@@ -1,4 +1,5 @@
-"""Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment (notebook 03: tests/test_notebooks.py)."""
+"""Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment (notebook 03:
+tests/test_notebooks.py)."""
 
 import json
 

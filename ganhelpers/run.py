@@ -275,7 +275,7 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
         figures = {f"results/{k}": v for k, v in results.items()
                    if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("step", "epoch")}
         summaries.scalars(run, figures, step)
-        summaries.close(run)
+    summaries.close(run)  # snapshots and the papers' logs write through it with tensorboard=False too
     return RunResult(model, run, history, results)
 
 

@@ -358,7 +358,7 @@ def _kind():
         steps_per_pass=dcgan.steps_per_pass, total_steps=dcgan.KIND.total_steps, callbacks=_own_callbacks,
         finish=_finish, variants=tuple(VARIANTS),
         make_config=lambda preset, variant=None, **overrides: variant_config(variant or "dcgan1", preset, **overrides),
-        description="the dog experiment's DCGAN variants on Stanford Dogs, ranked by FID")
+        description="the dog experiment's DCGAN variants on Stanford Dogs, ranked by FID (KID where samples are few)")
 
 
 KIND = _kind()

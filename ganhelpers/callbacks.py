@@ -332,24 +332,7 @@ class LossHistory(keras.callbacks.Callback):
             self._rows.append({"step": step, **{k: float(shown[k]) if k in shown else "" for k in keys}})
 
     def _flush(self):
-        """Append the buffered rows in one write. A torn last line (a kill during an earlier write)
-        is cut off first, so it cannot join the next row."""
-        if not self._rows:
-            return
-        new = not self.csv_path.exists() or _drop_torn_tail(self.csv_path) == 0
-        # One set of columns per file: the existing header, or every key the buffered rows have (a
-        # value a model reports only later, as WGAN's generator_loss, stays an empty cell until then).
-        fields = None if new else _csv_header(self.csv_path)
-        if not fields:
-            fields = list(dict.fromkeys(k for row in self._rows for k in row))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-        if new:
-            w.writeheader()
-        w.writerows(self._rows)
-        with open(self.csv_path, "a", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
+        append_csv_rows(self.csv_path, self._rows)
         self._rows = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -359,6 +342,25 @@ class LossHistory(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._flush()
+
+
+def append_csv_rows(path: Path, rows: list[dict], fields: list[str] | None = None) -> None:
+    """Append ``rows`` to a CSV in one write, with a header if the file is new. A torn last line (a
+    kill during an earlier write) is cut off first, so it cannot join the next row. One set of
+    columns per file: the existing header, else ``fields``, else every key the rows have (a value
+    reported only later, as WGAN's generator_loss, stays an empty cell until then)."""
+    if not rows:
+        return
+    new = not path.exists() or _drop_torn_tail(path) == 0
+    fields = (None if new else _csv_header(path)) or fields or list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    if new:
+        w.writeheader()
+    w.writerows(rows)
+    with open(path, "a", newline="") as f:
+        f.write(buf.getvalue())
+        f.flush()
 
 
 def _csv_header(path: Path) -> list[str]:

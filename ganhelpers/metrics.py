@@ -698,16 +698,6 @@ def add_eval_parser(subparsers):
     return p
 
 
-def _restore_model(run_dir: Path):
-    from .run import restore_model
-
-    return restore_model(run_dir)
-
-
-def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.yaml").is_file() and (path / "checkpoints").is_dir()
-
-
 def _folder_images(folder: Path) -> np.ndarray:
     """uint8 (N, H, W, C) of every image under ``folder``; mixed sizes are an error (1 channel when
     every file is grayscale, else RGB)."""
@@ -763,8 +753,10 @@ def _load_source(path: str, n: int | None, seed: int) -> dict:
                 return {"kind": f"npz of {key}", key: arr, "extractor": z["extractor"], "count": len(arr)}
         return {"kind": "npz of FID statistics", "mu": z["mu"], "sigma": z["sigma"], "extractor": z["extractor"],
                 "count": int(z.get("num_images", -1))}
-    if _is_run_folder(p):
-        model = _restore_model(p)
+    from .run import is_run_folder, restore_model
+
+    if is_run_folder(p):
+        model = restore_model(p)
         count = n or 1000
         return {"kind": "run", "images": np.asarray(model.sample(count, seed=seed), np.float32), "count": count}
     images = _at_most(_folder_images(p), n, seed)

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from . import losses as losses_lib
 from . import summaries
+from .callbacks import append_csv_rows
 from .configs import preset_config
 from .experiment import Run
 from .layers import dcgan_discriminator, dcgan_generator
@@ -347,14 +348,8 @@ class WassersteinLog(keras.callbacks.Callback):
             self.histograms(g)
 
     def flush(self):
-        if self._rows:
-            new = not self.csv_path.exists()
-            with open(self.csv_path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerows(self._rows)
-            self._rows = []
+        append_csv_rows(self.csv_path, self._rows, list(self.FIELDS))  # torn-line safe, as losses.csv
+        self._rows = []
         summaries.flush(self.run)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -362,18 +357,6 @@ class WassersteinLog(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.flush()
-
-
-class StopAtGeneratorIteration(keras.callbacks.Callback):
-    """Stops ``fit`` right after the step that ran generator update ``generator_iterations``."""
-
-    def __init__(self, generator_iterations: int):
-        super().__init__()
-        self.generator_iterations = int(generator_iterations)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.generator_iteration.numpy()) >= self.generator_iterations:
-            self.model.stop_training = True
 
 
 def read_wasserstein_csv(path) -> dict[str, np.ndarray]:
@@ -497,19 +480,6 @@ def _variant(config: dict) -> str:
     return "gp" if config.get("model") == "wgan-gp" else "clip"
 
 
-def _load_data(config: dict, data_dir=None, download: bool = True) -> dict:
-    from . import data as data_lib
-
-    return data_lib.load(config["data"], data_dir=data_dir, download=download)
-
-
-def _dataset(config: dict, data: dict):
-    from . import data as data_lib
-
-    return data_lib.make_dataset(data["images"], config["data"]["batch_size"], seed=config.get("seed", 0),
-                                 repeat=True)
-
-
 def _total_steps(config: dict, data: dict) -> int:
     """Critic iterations (Keras steps) that complete ``training.generator_iterations`` updates."""
     # a variant's own budget (gp.generator_iterations) wins over the shared training one
@@ -531,12 +501,12 @@ def _finish(run, config: dict, model, data) -> dict:
 
 
 def _kind(name: str, variant: str, description: str):
+    from . import dcgan  # the same data: one image array, repeated, shuffled batches
     from .run import ModelKind
 
     return ModelKind(
-        name=name, presets=WGAN_PRESETS, build=lambda config: build_wgan(config, variant), load_data=_load_data,
-        dataset=_dataset,
-        steps_per_pass=lambda config, data: len(data["images"]) // config["data"]["batch_size"],
+        name=name, presets=WGAN_PRESETS, build=lambda config: build_wgan(config, variant),
+        load_data=dcgan.load_data, dataset=dcgan.dataset, steps_per_pass=dcgan.steps_per_pass,
         total_steps=_total_steps, callbacks=_own_callbacks, finish=_finish,
         experiment=lambda config: f"{config['experiment']}_{variant}", description=description)
 

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .configs import option_number as _number
 from .run import model_names
 
 DEFAULT_RUN = "default"
@@ -38,9 +39,15 @@ def _train(args) -> int:
         try:
             set_value(config, assignment)
         except ValueError as err:
-            raise SystemExit(str(err)) from None
+            raise SystemExit(f"error: {err}") from None
     if args.precision:
         config.setdefault("training", {})["precision"] = args.precision
+    from .configs import ConfigError, validate_config
+
+    try:
+        validate_config(config)
+    except ConfigError as err:
+        raise SystemExit(f"error: {err} (from --preset {args.preset} and --set)") from None
     run_name = args.run or (f"{DEFAULT_RUN}-{config['variant']}" if kind.variants else DEFAULT_RUN)
     root = Path(args.root) if args.root else DEFAULT_ROOT
     run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)  # refuses a changed model
@@ -81,7 +88,7 @@ def _sample(args) -> int:
     from .run import restore_model
 
     run_dir = Path(args.run_dir)
-    model = restore_model(run_dir)
+    model = restore_model(run_dir)  # refuses links in the run folder, damaged configs, foreign indexes
     out = Path(args.out) if args.out else run_dir / "samples" / "single"
     out.mkdir(parents=True, exist_ok=True)
     batch = model.sample(args.n, seed=args.seed)
@@ -93,12 +100,13 @@ def _sample(args) -> int:
 
 def _gif(args) -> int:
     from .callbacks import latent_walk, write_gif
-    from .experiment import Run
+    from .experiment import Run, check_run_folder
     from .run import restore_model
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise SystemExit(f"{run_dir} is not a run folder (no config.yaml): pass model_data/<experiment>/<run>")
+    check_run_folder(run_dir)
     run = Run(dir=run_dir, experiment=run_dir.parent.name, name=run_dir.name)
     if args.walk:
         model = restore_model(run_dir)
@@ -153,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default=None, help="dogs only: the variant (default: dcgan1)")
     p.add_argument("--run", default=None, help="run name; the same name resumes (default: default)")
     p.add_argument("--root", default=None, help="model_data folder (default: $GANHELPERS_MODEL_DATA or ./model_data)")
-    p.add_argument("--steps", type=int, default=None, help="total train steps (default: the preset's budget)")
+    p.add_argument("--steps", type=_number(int, 0, False, "--steps"), default=None,
+                   help="total train steps (default: the preset's budget)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="change a config value, parsed as YAML (repeatable): --set training.d_lr=1e-4")
     p.add_argument("--fresh", action="store_true", help="delete the run's checkpoints and logs and start again")
@@ -165,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train a DCGAN on the offline digits (a few minutes on CPU)")
     p.add_argument("--run", default="demo", help="run name; the same name resumes (default: demo)")
-    p.add_argument("--steps", type=int, default=None, help="total train steps (default: the preset's epochs)")
+    p.add_argument("--steps", type=_number(int, 0, False, "--steps"), default=None,
+                   help="total train steps (default: the preset's epochs)")
     p.add_argument("--root", default=None, help="model_data folder (default: ./model_data)")
     p.add_argument("--precision", default=None, help="float32 (default) or mixed")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
@@ -175,17 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write N single PNGs from a run's newest checkpoint (any model)")
     p.add_argument("run_dir")
-    p.add_argument("-n", type=int, default=16)
+    p.add_argument("-n", type=_number(int, 0, True, "-n"), default=16, help="how many images (default 16)")
     p.add_argument("-o", "--out", default=None, help="output folder (default: RUN_DIR/samples/single)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same images (default 0)")
     p.set_defaults(fn=_sample)
 
     p = sub.add_parser("gif", help="regenerate a run's GIF from its tmp/ frames, or draw a latent walk")
     p.add_argument("run_dir")
-    p.add_argument("--fps", type=float, default=5.0)
-    p.add_argument("--max-frames", type=int, default=100, help="evenly thinned to at most this many (default 100)")
+    p.add_argument("--fps", type=_number(float, 0, True, "--fps"), default=5.0, help="frames per second (default 5)")
+    p.add_argument("--max-frames", type=_number(int, 2, False, "--max-frames"), default=100,
+                   help="evenly thinned to at most this many (default 100)")
     p.add_argument("--walk", action="store_true", help="a latent walk from the newest checkpoint instead")
-    p.add_argument("--frames", type=int, default=60, help="frames of the walk (default 60)")
+    p.add_argument("--frames", type=_number(int, 0, True, "--frames"), default=60,
+                   help="frames of the walk (default 60)")
     p.add_argument("--seed", type=int, default=0, help="the walk's noise seed (default 0)")
     p.add_argument("-o", "--out", default=None, help="the walk's GIF (default: RUN_DIR/gifs/...-walk-seedS.gif)")
     p.set_defaults(fn=_gif)
@@ -197,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="imagenet (Keras InceptionV3), none (random: plumbing only), or a file: "
                         "classify_image_graph_def.pb / inception-2015-12-05.tgz (published-comparable FID) "
                         "or Keras InceptionV3 weights (default: imagenet)")
-    p.add_argument("--batch", type=int, default=50, help="images per batch (default: 50)")
-    p.add_argument("-n", type=int, default=1000, help="samples drawn from a run folder's generator (default 1000)")
+    p.add_argument("--batch", type=_number(int, 0, True, "--batch"), default=50, help="images per batch (default: 50)")
+    p.add_argument("-n", type=_number(int, 1, True, "-n"), default=1000,
+                   help="samples drawn from a run folder's generator (default 1000)")
     p.set_defaults(fn=_fid)
 
     from .metrics import add_eval_parser
@@ -209,20 +222,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    # The CLI is an application: it may set up logging for the ganhelpers logger (library code does not).
+    # The CLI is an application: it sets up logging for the ganhelpers logger while it runs (library
+    # code does not), and puts it back as it was when it returns (main() called from Python).
     pkg = logging.getLogger("ganhelpers")
+    saved = (pkg.level, pkg.propagate)
+    handler = None
     if not pkg.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         pkg.addHandler(handler)
         pkg.setLevel(logging.INFO)
         pkg.propagate = False  # TensorFlow may have given the root logger a handler: print once
-    from .callbacks import UnreadableCheckpoints
-    from .experiment import ConfigMismatch, RunLocked
+    try:
+        return _run(args)
+    finally:
+        if handler is not None:
+            pkg.removeHandler(handler)
+            pkg.setLevel(saved[0])
+            pkg.propagate = saved[1]
+
+
+def _run(args) -> int:
+    from .callbacks import UnreadableCheckpoints, UnsafeCheckpointIndex
+    from .configs import ConfigError
+    from .data import ArchiveError, DownloadError
+    from .experiment import ConfigMismatch, DamagedRunFile, RunLocked, UnsafeRunFolder
+    from .inception import UnsafeGraph
+    from .run import DiskFull, HistoryWithoutCheckpoint, TrainingInterrupted
 
     try:
         return args.fn(args)
-    except (ConfigMismatch, RunLocked, UnreadableCheckpoints) as err:
+    except TrainingInterrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130  # what a shell reports for Ctrl-C
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (ConfigMismatch, RunLocked, UnreadableCheckpoints, UnsafeCheckpointIndex, UnsafeRunFolder, DamagedRunFile,
+            HistoryWithoutCheckpoint, ConfigError, DiskFull, DownloadError, ArchiveError, UnsafeGraph) as err:
         raise SystemExit(f"error: {err}") from None
 
 

@@ -13,6 +13,7 @@ import csv
 import io
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import images
-from .experiment import Run, atomic_write
+from .experiment import DamagedRunFile, Run, atomic_write, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,14 @@ class Checkpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, run_or_dir, every_n_steps: int | None = None, every_n_epochs: int | None = 1,
-                 keep: int = 3):
+                 keep: int = 3, restore: bool = True):
         super().__init__()
         self.directory = _as_dir(run_or_dir, "checkpoints")
+        self.run = run_or_dir if isinstance(run_or_dir, Run) else None
         self.every_n_steps, self.every_n_epochs, self.keep = every_n_steps, every_n_epochs, keep
+        # restore=False: the caller restored already (the run loop does, once, before fit); restoring
+        # again here would bring back the checkpoint's learning rates over the config's
+        self.restore = restore
         self._model = None
         self.manager = None
         self.restored_path: str | None = None
@@ -115,9 +120,10 @@ class Checkpoint(keras.callbacks.Callback):
         self._model = model
 
     def restore_before_fit(self, model) -> str | None:
-        """Restore the newest readable checkpoint into ``model``; returns its path (or None)."""
+        """Restore the newest readable checkpoint into ``model`` (with ``restore=False``: only get
+        ready to save); returns its path (or None)."""
         self._setup(model)
-        self.restored_path = restore_latest(self.checkpoint, self.manager)
+        self.restored_path = restore_latest(self.checkpoint, self.manager) if self.restore else None
         if self.restored_path:
             log.info("resumed from %s at step %d, epoch %d", self.restored_path,
                      int(model.step.numpy()), int(model.epoch.numpy()))
@@ -129,6 +135,10 @@ class Checkpoint(keras.callbacks.Callback):
             self.restore_before_fit(self.model)
 
     def save(self) -> str:
+        if self.run is not None:  # what TensorBoard shows reaches the disk before the checkpoint does
+            from . import summaries
+
+            summaries.flush(self.run)
         path = self.manager.save(checkpoint_number=int(self._model.step.numpy()))
         self._last_saved_step = int(self._model.step.numpy())
         return path
@@ -172,6 +182,7 @@ def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory, keep: int | N
     missing, unreadable or older than the newest of them (TensorFlow would otherwise start again
     at step 0 and overwrite them). Used by training and by ``sample`` alike."""
     directory = Path(directory)
+    check_checkpoint_index(directory)
     found = sorted((int(m.group(1)), m.group(0)[: -len(".index")]) for f in
                    (directory.iterdir() if directory.is_dir() else ()) if (m := _CKPT_INDEX.fullmatch(f.name)))
     try:
@@ -200,6 +211,41 @@ def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory, keep: int | N
         log.warning("cannot write the rebuilt index in %s (%s): restore by hand with "
                     "tf.train.Checkpoint(...).restore(%r)", directory, err, str(directory / names[-1]))
     return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep)
+
+
+class UnsafeCheckpointIndex(RuntimeError):
+    """A checkpoint index naming files outside its own folder (a crafted or foreign ``checkpoint`` file)."""
+
+
+def check_checkpoint_index(directory) -> None:
+    """Refuse a ``checkpoint`` index that lists a path outside ``directory`` (``/elsewhere/ckpt-1``,
+    ``../../other_run/checkpoints/ckpt-48``) or anything but ``ckpt-<n>``: TensorFlow's manager would
+    restore from those files and, past ``max_to_keep``, delete them. Raises
+    :class:`UnsafeCheckpointIndex` naming the entries; the way forward is to delete the index (it is
+    rebuilt from the folder's own ``ckpt-*.index`` files)."""
+    index = Path(directory) / "checkpoint"
+    if not index.is_file() or index.is_symlink():
+        return
+    try:
+        text = index.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    bad = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() not in ("model_checkpoint_path", "all_model_checkpoint_paths"):
+            continue
+        entry = value.strip().strip('"')
+        own = re.fullmatch(r"ckpt-\d+", Path(entry).name) and (
+            Path(entry).name == entry or os.path.realpath(Path(entry).parent) == os.path.realpath(directory))
+        if not own:  # an absolute path is accepted only into this very folder (older TensorFlow wrote those)
+            bad.append(entry)
+    if bad:
+        shown = ", ".join(repr(b) for b in dict.fromkeys(bad))
+        raise UnsafeCheckpointIndex(
+            f"checkpoint index {index} lists {shown}: only this folder's own ckpt-<step> files are used, since "
+            "TensorFlow would read those paths and delete them as old checkpoints. Delete the index file "
+            f"({index}); it is rebuilt from the ckpt-*.index files beside it at the next start.")
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str | None:
@@ -328,8 +374,10 @@ class LossHistory(keras.callbacks.Callback):
             order = list(getattr(self.model, "metric_names", ())) + sorted(logs)
             keys = self.keys or tuple(dict.fromkeys(k for k in order if k in logs))
             # every key in every row (empty where the model has nothing to show yet), so the columns
-            # are known from the first row on
+            # are known from the first row on; written at once, so a kill, Ctrl-C or a full disk
+            # loses no row that the checkpoint and TensorBoard hold
             self._rows.append({"step": step, **{k: float(shown[k]) if k in shown else "" for k in keys}})
+            self._flush()
 
     def _flush(self):
         append_csv_rows(self.csv_path, self._rows)
@@ -338,7 +386,10 @@ class LossHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._flush()
         if self.csv_path.exists():
-            plot_losses(self.csv_path, self.png_path)
+            try:
+                plot_losses(self.csv_path, self.png_path)
+            except (DamagedRunFile, ValueError) as err:  # a hand-edited CSV must not stop training
+                log.warning("cannot draw %s (%s); training goes on", self.png_path, err)
 
     def on_train_end(self, logs=None):
         self._flush()
@@ -351,27 +402,45 @@ def append_csv_rows(path: Path, rows: list[dict], fields: list[str] | None = Non
     reported only later, as WGAN's generator_loss, stays an empty cell until then)."""
     if not rows:
         return
+    expected = fields or list(dict.fromkeys(k for row in rows for k in row))
+    if path.exists() and os.path.getsize(path) > 0:
+        try:
+            _csv_header(path, expected[0])
+        except DamagedRunFile as err:  # moved aside, never deleted; a new file starts with the new rows
+            set_aside(path, str(err).split(": ", 1)[-1])
     new = not path.exists() or _drop_torn_tail(path) == 0
-    fields = (None if new else _csv_header(path)) or fields or list(dict.fromkeys(k for row in rows for k in row))
+    fields = (None if new else _csv_header(path, expected[0])) or expected
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     if new:
         w.writeheader()
     w.writerows(rows)
-    with open(path, "a", newline="") as f:
+    # O_NOFOLLOW: never append through a link planted in the run folder
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    with os.fdopen(fd, "a", newline="", encoding="utf-8") as f:
         f.write(buf.getvalue())
         f.flush()
 
 
-def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="") as f:
-        return next(csv.reader(f), [])
+def _csv_header(path: Path, first: str | None = None) -> list[str]:
+    """The header of a CSV the loggers write; :class:`DamagedRunFile` when it is not one (not UTF-8,
+    empty or repeated column names, or a first column other than ``first``)."""
+    with open(path, "rb") as f:
+        line = f.readline()
+    try:  # the first line alone: a damaged byte in a row is that row's problem (the readers skip it)
+        header = next(csv.reader([line.decode("utf-8")]), [])
+    except UnicodeDecodeError as err:
+        raise DamagedRunFile(f"{path}: has a header that is not UTF-8 text (byte {err.start})") from None
+    if not header or any(not name.strip() for name in header) or len(set(header)) != len(header) \
+            or (first is not None and header[0] != first):
+        raise DamagedRunFile(f"{path}: has a damaged header {header[:6]!r}")
+    return header
 
 
 def _drop_torn_tail(path: Path) -> int:
     """Truncate ``path`` after its last newline (dropping a torn last line, with a warning); returns
     the size left."""
-    with open(path, "rb+") as f:
+    with os.fdopen(os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)), "rb+") as f:
         size = f.seek(0, 2)
         if size == 0:
             return 0
@@ -388,14 +457,49 @@ def _drop_torn_tail(path: Path) -> int:
     return cut
 
 
+def rewind_csv(path: Path, limit: int, column: str = "step") -> int:
+    """Drop the rows of a logger's CSV whose ``column`` is beyond ``limit`` (what a killed run logged
+    after its newest checkpoint, which the resumed run logs again), and malformed ones; rewritten
+    atomically. Returns the number of rows dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        header = _csv_header(path, column)
+    except DamagedRunFile as err:
+        set_aside(path, str(err).split(": ", 1)[-1])
+        return 0
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines(keepends=True)
+    kept, dropped = [lines[0]], 0
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        try:
+            ok = len(row) == len(header) and float(row[0]) <= limit
+        except ValueError:
+            ok = False
+        if ok:
+            kept.append(line if line.endswith("\n") else line + "\n")
+        elif row:
+            dropped += 1
+    if dropped:
+        atomic_write(path, "".join(kept))
+        log.warning("%s: dropped %d row(s) logged after the checkpoint at %s %d (they are trained and logged "
+                    "again)", path, dropped, column, limit)
+    return dropped
+
+
 def read_loss_csv(path) -> dict[str, np.ndarray]:
     """Columns of a loss CSV as float arrays of equal length (empty cells are NaN). Malformed rows
     (a torn line, a wrong number of fields, text where numbers belong) are skipped with one warning."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header:
             return {}
+        if any(not name.strip() for name in header) or len(set(header)) != len(header) or header[0] != "step":
+            raise DamagedRunFile(f"{path} has a damaged header {header[:6]!r}: it is not a loss table "
+                                 "(training moves it aside at its next row)")
         rows, bad = [], 0
         for row in reader:
             if not row:
@@ -448,4 +552,5 @@ def plot_losses(csv_path, png_path, title: str | None = None) -> Path:
 
 
 __all__ = ["LabelNoise", "Checkpoint", "FixedNoiseSnapshots", "GifWriter", "LossHistory", "write_gif", "gif_path",
-           "latent_walk", "loss_figure", "plot_losses", "restore_latest", "checkpoint_manager", "UnreadableCheckpoints"]
+           "latent_walk", "loss_figure", "plot_losses", "restore_latest", "checkpoint_manager", "UnreadableCheckpoints",
+           "UnsafeCheckpointIndex", "check_checkpoint_index", "rewind_csv"]

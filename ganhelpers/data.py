@@ -63,9 +63,17 @@ _EXIF_ORIENTATION = 0x0112
 def image_size_of(path) -> tuple[int, int]:
     """(width, height) as displayed (EXIF orientation applied), from the header only; raises for a
     file that is not an image or is too large (see :data:`MAX_PIXELS`)."""
+    w, h, _ = image_header(path)
+    return w, h
+
+
+def image_header(path) -> tuple[int, int, str]:
+    """(width, height, mode) as displayed, from the header only, with the checks of
+    :func:`image_size_of` (not an image, or over :data:`MAX_PIXELS`, raises)."""
     with _open_checked(path) as im:
         w, h = im.size
-        return (h, w) if im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+        turned = im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+        return (h, w, im.mode) if turned else (w, h, im.mode)
 
 
 def _to_8bit(im):
@@ -375,6 +383,11 @@ def fetch(url: str, data_dir, fname: str, md5: str | None = None, *, sha256: str
         target.unlink(missing_ok=True)
         raise OSError(f"{url} downloaded to {target} does not match {algorithm} {expected}: the download is "
                       "corrupt or the file changed upstream; retry") from err
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - Keras wraps URLError/HTTPError/OSError in a plain Exception
+        target.unlink(missing_ok=True)
+        raise DownloadError(fname, url, data_dir, err) from None
     if why := problem(path):
         path.unlink()
         raise OSError(f"{url} downloaded to {path} {why}: the download is corrupt; retry")
@@ -385,6 +398,19 @@ def fetch(url: str, data_dir, fname: str, md5: str | None = None, *, sha256: str
         log.info("%s has no published hash: recorded its sha256 in %s; later uses are checked against it",
                  path, record)
     return path
+
+
+class DownloadError(OSError):
+    """A download that failed (no network, a moved URL, a refused connection): one message naming
+    the file, the URL and the ways forward."""
+
+    def __init__(self, fname: str, url: str, data_dir, cause: BaseException):
+        why = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        super().__init__(
+            f"could not download {fname} from {url} ({why}). Ways forward: put a copy of {fname} in {data_dir} "
+            "(CLI: --data-dir DIR, the folder holding it), or train offline on the scikit-learn digits "
+            "(--preset cpu or --preset smoke); for FID weights, --weights none (plumbing only) or a local file")
+        self.fname, self.url, self.data_dir = fname, url, Path(data_dir)
 
 
 class ArchiveError(OSError):
@@ -420,6 +446,30 @@ def _member_parts(member: tarfile.TarInfo, archive) -> tuple[str, ...]:
     return tuple(part for part in Path(name).parts if part not in ("", "."))
 
 
+def _check_tree(archive, members, parts, marker_name: str) -> None:
+    """Refuse, before anything is written, an archive whose members cannot form one tree (a file
+    ``a`` and then ``a/b``, or a file twice as file and folder) or that carries a completion marker
+    of its own (which would make an extraction cut short look finished)."""
+    files, folders = set(), set()
+    for member, names in zip(members, parts, strict=True):
+        if names and names[0].startswith(".extracted-") or (names and names[-1] == marker_name):
+            raise ArchiveError(f"{archive} holds {member.name!r}, a name ganhelpers keeps for its completion "
+                               "markers; refusing to extract")
+        for i in range(1, len(names)):
+            if names[:i] in files:
+                raise ArchiveError(f"{archive} holds {'/'.join(names[:i])!r} as a file and also {member.name!r} "
+                                   "inside it; refusing to extract")
+            folders.add(names[:i])
+        if member.isdir():
+            if names in files:
+                raise ArchiveError(f"{archive} holds {member.name!r} as a file and as a folder; refusing to extract")
+            folders.add(names)
+        elif names in folders:
+            raise ArchiveError(f"{archive} holds {member.name!r} as a folder and as a file; refusing to extract")
+        else:
+            files.add(names)
+
+
 def _file_mode(mode: int) -> int:
     """Like Python's tarfile 'data' filter: no setuid/setgid/sticky, no group/other write, owner rw,
     exec for group/other only when the owner has it."""
@@ -446,6 +496,7 @@ def extract(archive, dest, max_bytes: int | None = None, delete_damaged: bool = 
         with tarfile.open(archive) as tar:
             members = tar.getmembers()  # reads the archive to its end: a damaged one fails here
             parts = [_member_parts(m, archive) for m in members]
+            _check_tree(archive, members, parts, marker.name)
             total = sum(m.size for m in members if m.isreg())
             if total > cap:
                 raise ArchiveError(f"{archive} would extract to {total:,} bytes, over the {cap:,}-byte cap for it "

@@ -151,6 +151,48 @@ class RunLocked(RuntimeError):
     """Another process is training this run."""
 
 
+class UnsafeRunFolder(RuntimeError):
+    """A run folder holds something that could make ganhelpers read or write outside it (a link)."""
+
+
+class DamagedRunFile(ValueError):
+    """A file of a run (config.yaml, results.json ...) cannot be read; the message says which and what to do."""
+
+
+def check_run_folder(run_dir: str | os.PathLike) -> None:
+    """Refuse a run folder holding a symbolic link anywhere below it (``.lock``, ``samples/losses.csv``,
+    ``checkpoints`` ...): run folders are shared (Drive, a colleague's results), and a planted link
+    would make training truncate, overwrite or delete a file outside the run. The run folder itself
+    (and the model_data above it) may be a link: that is where the user chose to keep it. Raises
+    :class:`UnsafeRunFolder` naming the links and where they point; nothing is followed or changed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    links = []
+    for top, dirs, files in os.walk(run_dir, followlinks=False):
+        for name in dirs + files:
+            path = Path(top) / name
+            if path.is_symlink():
+                links.append(path)
+    if links:
+        shown = "; ".join(f"{p.relative_to(run_dir)} -> {os.readlink(p)}" for p in links[:8])
+        raise UnsafeRunFolder(
+            f"run folder {run_dir} holds {len(links)} symbolic link(s) ({shown}): ganhelpers never reads or writes "
+            "a run's files through a link, since a planted one could overwrite or delete files elsewhere. Remove "
+            "the link(s) (a real file or folder in their place is fine) and run again.")
+
+
+def set_aside(path: str | os.PathLike, why: str) -> Path:
+    """Rename a damaged file of a run to ``<name>.damaged-<n>`` beside it (moved, never deleted) and warn."""
+    path = Path(path)
+    n = 1
+    while (aside := path.with_name(f"{path.name}.damaged-{n}")).exists():
+        n += 1
+    os.replace(path, aside)
+    log.warning("%s %s: moved it aside to %s and went on without it", path, why, aside.name)
+    return aside
+
+
 class ConfigMismatch(ValueError):
     """A saved run's config differs from the new one in keys its checkpoints depend on."""
 
@@ -169,7 +211,13 @@ def _acquire(lock_path: Path) -> bool:
     import fcntl  # POSIX only (Windows is not a target)
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:  # never through a link: a planted .lock -> /elsewhere would be truncated below
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
+    except OSError:
+        if lock_path.is_symlink():
+            raise UnsafeRunFolder(f"{lock_path} is a symbolic link (-> {os.readlink(lock_path)}): remove it and run "
+                                  "again; ganhelpers never writes a run's files through a link") from None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -223,7 +271,7 @@ SAFE_ON_RESUME = frozenset({
     "epochs", "steps", "generator_iterations", "snapshot_every", "checkpoint_every_steps",
     "checkpoint_every_epochs", "keep_checkpoints", "histogram_every", "log_every", "loss_every",
     "d_lr", "g_lr", "lr", "learning_rate", "beta_1", "beta_2", "rho", "epsilon", "batch_size",
-    "labelled_batch_size", "label_noise", "n_critic", "schedule", "clip_value", "gp_weight", "gp_lambda",
+    "labelled_batch_size", "batch_sizes", "label_noise", "n_critic", "schedule", "clip_value", "gp_weight", "gp_lambda",
     "drift", "seed", "fid", "run_eagerly", "jit_compile", "steps_per_execution", "description",
     # evaluation and logging only; conv: the phase layers hold the same weights as Keras' own
     "metrics", "rank_by", "gif_fps", "snapshot_every_images", "steps_per_epoch", "conv",
@@ -240,6 +288,7 @@ def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     only one of them count as safe (a newer version's default, an old run's retired key): if they
     did change the networks, the checkpoint restore still refuses to load."""
     unsafe, safe = [], []
+    old, new = _plain(old), _plain(new)  # YAML turns int keys and tuples into str keys and lists
     for key in sorted(_diff_keys(old, new)):
         present = _lookup(old, key) is not _MISSING and _lookup(new, key) is not _MISSING
         (unsafe if present and not is_safe_on_resume(key) else safe).append(key)
@@ -247,6 +296,33 @@ def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
 
 
 _MISSING = object()
+
+
+def _shown(config: Any, key: str) -> str:
+    value = _lookup(_plain(config), key)
+    return "(absent)" if value is _MISSING else repr(value)
+
+
+def has_progress(run: Run) -> bool:
+    """Whether the run has trained: a checkpoint (``ckpt-*.index``) in its checkpoints folder."""
+    return run.checkpoints.is_dir() and any(run.checkpoints.glob("ckpt-*.index"))
+
+
+def has_history(run: Run) -> list[str]:
+    """What the run recorded of earlier training (loss rows, frames, event files, a step in
+    results.json), as names for a message; empty for a new run."""
+    found = []
+    csv_path = run.samples / "losses.csv"
+    if csv_path.is_file() and csv_path.stat().st_size > 0:
+        found.append("samples/losses.csv")
+    if run.tmp.is_dir() and any(run.tmp.glob("step_*.png")):
+        found.append("tmp/ frames")
+    if run.logs.is_dir() and any(run.logs.rglob("events.out.tfevents.*")):
+        found.append("logs/ event files")
+    step = load_results(run).get("step")
+    if isinstance(step, int) and step > 0:
+        found.append(f"results.json (step {step})")
+    return found
 
 
 def _lookup(config: Any, key: str) -> Any:
@@ -283,12 +359,25 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
             raise ValueError(f"{label} name {value!r} must be a non-empty folder name without slashes")
     root = Path(root) if root is not None else DEFAULT_ROOT
     r = Run(dir=root / experiment / run, experiment=experiment, name=run)
+    check_run_folder(r.dir)
     safe: list[str] = []
+    old: dict = {}
     if config is not None and not fresh and r.config_path.exists():
-        old = load_config(r.config_path)
-        unsafe, safe = config_changes(old, config)
+        try:
+            old = load_config(r.config_path)
+        except DamagedRunFile as err:
+            if has_progress(r):
+                raise
+            log.warning("%s; the run has no checkpoint yet, so the new config replaces it", err)
+        if old and not has_progress(r):
+            # a start that failed before its first checkpoint (a bad image_size, a typo): nothing was
+            # trained with the old config, so the new one simply replaces it
+            if _plain(old) != _plain(config):
+                log.info("run %s has no checkpoint yet: its config.yaml is replaced by the new config", r.dir)
+            old = {}
+        unsafe, safe = config_changes(old, config) if old else ([], [])
         if unsafe:
-            shown = "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in unsafe[:12])
+            shown = "; ".join(f"{k}: {_shown(old, k)} -> {_shown(config, k)}" for k in unsafe[:12])
             raise ConfigMismatch(
                 f"run {r.dir} was trained with another config, and its checkpoints do not fit the new one: {shown}. "
                 f"Either train under a new run name, or start this run again from step 0 with fresh=True "
@@ -311,7 +400,7 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
         if config is not None:
             if safe:
                 log.warning("run %s resumes with a changed config: %s", r.dir,
-                            "; ".join(f"{k}: {_lookup(old, k)!r} -> {_lookup(config, k)!r}" for k in safe))
+                            "; ".join(f"{k}: {_shown(old, k)} -> {_shown(config, k)}" for k in safe))
             save_config(r.config_path, config)
     except BaseException:
         if taken:
@@ -390,19 +479,44 @@ def save_config(path: str | os.PathLike, config: dict) -> Path:
 
 
 def load_config(path: str | os.PathLike) -> dict:
+    """A run's ``config.yaml`` as a dict. A missing file is ``FileNotFoundError``; an empty, damaged
+    or non-mapping one is :class:`DamagedRunFile` naming it (YAML is read with ``safe_load``: no
+    objects are built from it)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no config.yaml at {path}; is {path.parent} a run folder?")
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        why = str(err).splitlines()[0]
+        raise DamagedRunFile(f"{path} is not valid YAML ({why}): restore it from a copy, or train again under a "
+                             "new run name (or with --fresh)") from None
+    if not isinstance(config, dict) or not config:
+        raise DamagedRunFile(f"{path} holds no config (it is empty or not a mapping): restore it from a copy, or "
+                             "train again under a new run name (or with --fresh)")
+    return config
 
 
 def load_results(run: Run | str | os.PathLike) -> dict:
+    """A run's ``results.json`` (empty when there is none). A damaged one (not JSON, not an object)
+    is moved aside (:func:`set_aside`) with a warning, so training and the commands go on."""
     path = run.results_path if isinstance(run, Run) else Path(run) / "results.json"
     if not path.exists():
         return {}
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+        if not isinstance(results, dict):
+            raise ValueError("not a JSON object")
+        return results
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        try:
+            set_aside(path, f"is damaged ({str(err).splitlines()[0][:120]})")
+        except OSError as move_err:
+            raise DamagedRunFile(f"{path} is damaged ({err}) and cannot be moved aside ({move_err}): move or delete "
+                                 "it by hand") from None
+        return {}
 
 
 def update_results(run: Run | str | os.PathLike, values: dict) -> dict:

@@ -639,7 +639,8 @@ class FIDMonitor(keras.callbacks.Callback):
         if not getattr(self, "_started", False):
             self.on_train_begin()
         value = self.compute()
-        summaries.scalars(self.run, {"metrics/fid": value}, epoch + 1)
+        step = int(self.model.step.numpy()) if getattr(self, "model", None) is not None else epoch + 1
+        summaries.scalars(self.run, {"metrics/fid": value}, step)
         summaries.flush(self.run)
         self.history = [h for h in self.history if h[0] != epoch + 1] + [[epoch + 1, value]]
         results = {"fid": value, "fid_history": self.history, "fid_extractor": self.extractor.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from pathlib import Path
@@ -68,9 +69,11 @@ def save_grid(path: str | os.PathLike, images, ncols: int | None = None) -> Path
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    from PIL import Image
+    """One frame or grid file as uint8 (through the checked decoder: a decompression bomb is refused)."""
+    from .data import _open_checked
 
-    with Image.open(path) as im:
+    with _open_checked(path) as im:
+        im.load()
         return np.asarray(im)
 
 
@@ -114,7 +117,20 @@ def assemble_gif(frames: Sequence[str | os.PathLike] | Iterable[np.ndarray], out
         raise ValueError(f"no frames to assemble into {out_path}")
     if max_frames:
         frames = thin(frames, max_frames)
-    arrays = [read_png(f) if isinstance(f, (str, os.PathLike)) else to_uint8(f) for f in frames]
+    arrays, bad = [], []
+    for f in frames:
+        if not isinstance(f, (str, os.PathLike)):
+            arrays.append(to_uint8(f))
+            continue
+        try:  # a damaged frame file (a full disk, a hand edit) is skipped with a warning, not fatal
+            arrays.append(read_png(f))
+        except Exception as err:  # noqa: BLE001 - any decoder error means "skip this frame"
+            bad.append(f"{f} ({type(err).__name__}: {err})")
+    if bad:
+        logging.getLogger(__name__).warning("skipped %d unreadable frame(s) of %d for %s: %s", len(bad),
+                                            len(frames), out_path, "; ".join(bad[:5]))
+    if not arrays:
+        raise ValueError(f"none of the {len(frames)} frames for {out_path} is a readable image (first: {bad[0]})")
     arrays = [a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a for a in arrays]
     arrays = [_bounded(a, max_side) for a in arrays]
     buf = io.BytesIO()

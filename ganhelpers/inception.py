@@ -74,11 +74,43 @@ def check_graph_ops(graph_def, source="the graph") -> None:
         raise UnsafeGraph(f"{source} holds ops outside the FID graph's allow-list: {', '.join(outside)}. A .pb is "
                           "code that TensorFlow runs (these could read or write files); refusing to load it. Use "
                           f"{INCEPTION_2015_PB} from {INCEPTION_2015_URL}")
+def check_graph_size(graph_def, file_bytes: int, source="the graph") -> None:
+    """Refuse a graph that would grow far beyond its file when run: a ``Const`` whose declared
+    shape holds more values than it stores (one value broadcast to a 10 GB tensor), constants
+    adding up to more than :data:`MAX_GRAPH_BYTES`, or a resize to more than 1024 px a side (the
+    2015 graph resizes to 299). Raises :class:`UnsafeGraph`; called before the graph is imported."""
+    declared = 0
+    consts = {}
+    for node in graph_def.node:
+        if node.op != "Const" or "value" not in node.attr:
+            continue
+        tensor = node.attr["value"].tensor
+        count = 1
+        for dim in tensor.tensor_shape.dim:
+            count *= max(int(dim.size), 0)
+        itemsize = tf.dtypes.as_dtype(tensor.dtype).size if tensor.dtype else 4
+        declared += count * itemsize
+        consts[node.name] = (count, tensor)
+    if declared > min(MAX_GRAPH_BYTES, 2 * file_bytes + (1 << 20)):
+        raise UnsafeGraph(f"{source} declares {declared:,} bytes of constants in a {file_bytes:,}-byte file (a "
+                          "graph that expands when run, not the 2015 Inception graph); refusing to load it")
+    for node in graph_def.node:
+        if node.op.startswith("Resize") and len(node.input) > 1:
+            size = consts.get(node.input[1].split(":")[0].lstrip("^"))
+            if size is not None and size[0] <= 4:
+                values = tf.make_ndarray(size[1]).ravel().tolist()
+                if any(v > 1024 for v in values):
+                    raise UnsafeGraph(f"{source} resizes to {values} in {node.name}: not the 2015 Inception graph "
+                                      "(it resizes to 299x299); refusing to load it")
+
+
 # Tensor names inside the 2015 graph (TTUR imports it under the prefix "FID_Inception_Net/").
 GRAPH_INPUT = "ExpandDims:0"        # float 0..255, (N, H, W, 3); the graph resizes to 299x299
 GRAPH_POOL3 = "pool_3:0"            # (N, 1, 1, 2048)
 GRAPH_LOGITS_MATMUL = "softmax/logits/MatMul"  # its second input is the (2048, 1008) weight
 INPUT_SIZE = 299
+# where keras.applications.InceptionV3(weights="imagenet") downloads from (named in errors)
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 RANDOM_NOTE = "(random InceptionV3 weights: plumbing only, not comparable)"
 
 _CACHE: dict[str, "Extractor"] = {}
@@ -172,6 +204,13 @@ class KerasInception(Extractor):
             base = keras.applications.InceptionV3(
                 include_top=include_top, weights=None if weights is None else str(weights),
                 input_shape=(INPUT_SIZE, INPUT_SIZE, 3), pooling=None if include_top else "avg")
+        except Exception as err:  # noqa: BLE001 - Keras wraps a failed weights download in a plain Exception
+            if weights != "imagenet" or "fetch failure" not in str(err).lower() and "url" not in str(err).lower():
+                raise
+            from .data import DownloadError
+
+            raise DownloadError("inception_v3_weights_tf_dim_ordering_tf_kernels.h5", KERAS_WEIGHTS_URL,
+                                Path.home() / ".keras" / "models", err) from None
         finally:
             keras.config.set_dtype_policy(policy)
         pool = base.get_layer("avg_pool").output
@@ -215,6 +254,7 @@ class Inception2015Graph(Extractor):
         except Exception as err:  # noqa: BLE001 - protobuf raises its own DecodeError
             raise ValueError(f"{path} is not a frozen GraphDef .pb ({err})") from err
         check_graph_ops(graph_def, str(path))
+        check_graph_size(graph_def, path.stat().st_size, str(path))
         nodes = {n.name for n in graph_def.node}
         for needed in (GRAPH_INPUT, GRAPH_POOL3):
             if needed.split(":")[0] not in nodes:
@@ -226,6 +266,9 @@ class Inception2015Graph(Extractor):
             wanted = [GRAPH_POOL3] + ([GRAPH_LOGITS_MATMUL] if self.has_classifier else [])
             out = tf.compat.v1.import_graph_def(graph_def, input_map={GRAPH_INPUT: x},
                                                 return_elements=wanted, name="FID_Inception_Net")
+            if out[0].shape.rank is None or out[0].shape[-1] != 2048:
+                raise UnsafeGraph(f"{path}: {GRAPH_POOL3} has shape {out[0].shape}, not (N, 1, 1, 2048): not the "
+                                  "2015 Inception graph")
             pool3 = tf.reshape(out[0], [-1, 2048])
             if not self.has_classifier:
                 return pool3, pool3

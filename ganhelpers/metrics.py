@@ -30,6 +30,8 @@ from __future__ import annotations
 import io
 import logging
 import math
+import zipfile
+import zlib
 from pathlib import Path
 
 import keras
@@ -527,8 +529,15 @@ def load_npz(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
-    with np.load(path, allow_pickle=False) as z:
-        out = {key: z[key] for key in z.files}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("a single array, not an archive of named arrays")
+            out = {key: z[key] for key in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        why = "it holds pickled objects or is not NumPy data" if "pickle" in str(err) else str(err).splitlines()[0]
+        raise ValueError(f"{path} is not a valid .npz ({why}): pass an .npz written by numpy.savez with arrays "
+                         "'images', 'features' or 'mu'/'sigma'") from None
     out["extractor"] = str(out["extractor"]) if "extractor" in out else None
     if not any(key in out for key in ("features", "images", "mu")):
         raise ValueError(f"{path} holds none of 'features', 'images' or 'mu'/'sigma' (found {sorted(out)})")
@@ -670,6 +679,8 @@ EVAL_METRICS = ("fid", "kid", "pr", "swd", "msssim")
 def add_eval_parser(subparsers):
     """Register ``eval REAL FAKE [--features inception|digits|none] [--metrics fid kid pr swd msssim]
     [-n N]`` on an ``argparse`` sub-parser collection; returns the sub-parser."""
+    from .configs import option_number
+
     p = subparsers.add_parser(
         "eval", help="FID, KID, precision/recall, SWD, MS-SSIM between two image sources",
         description="Metrics between REAL and FAKE. Each is a folder of images (one size), a run folder "
@@ -684,52 +695,52 @@ def add_eval_parser(subparsers):
                         "InceptionV3: plumbing only) (default: inception)")
     p.add_argument("--metrics", nargs="+", choices=EVAL_METRICS, default=list(EVAL_METRICS),
                    help="pr = precision, recall, density, coverage (default: all)")
-    p.add_argument("-n", "--num-samples", type=int, default=None,
+    p.add_argument("-n", "--num-samples", type=option_number(int, 1, True, "-n"), default=None,
                    help="samples drawn from a run folder (default 1000); a folder or .npz with more "
                         "than N images/rows gives N of them, chosen at random (seeded) (default: all)")
-    p.add_argument("--k", type=int, default=3, help="neighbours of the k-NN manifolds (default: 3)")
-    p.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets (default: 100)")
-    p.add_argument("--kid-subset-size", type=int, default=None,
+    p.add_argument("--k", type=option_number(int, 0, True, "--k"), default=3,
+                   help="neighbours of the k-NN manifolds (default: 3)")
+    p.add_argument("--kid-subsets", type=option_number(int, 0, True, "--kid-subsets"), default=100,
+                   help="KID: random subsets (default: 100)")
+    p.add_argument("--kid-subset-size", type=option_number(int, 1, True, "--kid-subset-size"), default=None,
                    help="KID: rows per subset (default: 1000, or half the smaller side when that is less, "
                         "so the spread over subsets means something)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, pairs, patches and run samples")
-    p.add_argument("--batch", type=int, default=100, help="images per feature batch (default: 100)")
+    p.add_argument("--batch", type=option_number(int, 0, True, "--batch"), default=100,
+                   help="images per feature batch (default: 100)")
     p.set_defaults(fn=eval_cli)
     return p
 
 
 def _folder_images(folder: Path) -> np.ndarray:
-    """uint8 (N, H, W, C) of every image under ``folder``; mixed sizes are an error (1 channel when
-    every file is grayscale, else RGB)."""
-    from PIL import Image
-
-    from .data import list_images, load_folder
+    """uint8 (N, H, W, C) of every readable image under ``folder``, decoded by the loaders' checked
+    reader (:func:`ganhelpers.data.read_image`: decompression bombs and unreadable files are skipped
+    with one warning naming them); mixed sizes are an error (1 channel when every file is
+    grayscale, else RGB)."""
+    from .data import image_header, list_images, read_image, warn_skipped
 
     paths = list_images(folder)
-    sizes, modes = set(), set()
+    headers, bad = {}, []
     for p in paths:
-        with Image.open(p) as im:
-            sizes.add(im.size)
-            modes.add(im.mode)
+        try:
+            headers[p] = image_header(p)
+        except Exception as err:  # noqa: BLE001 - any decoder error means "skip this file"
+            bad.append(f"{p} ({type(err).__name__}: {err})")
+    sizes = {(w, h) for w, h, _ in headers.values()}
     if len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4])
         raise ValueError(f"eval: images under {folder} have mixed sizes ({shown}, ...): SWD and MS-SSIM compare "
                          "pixels at one size (at least 16x16 for SWD, 11x11 for MS-SSIM): resize them first")
-    (w, h), = sizes
-    channels = 1 if modes <= {"L", "1", "I", "I;16"} else 3
-    return load_folder(folder, image_size=max(w, h), channels=channels, crop="center") if w == h else \
-        _load_rect(paths, channels)
-
-
-def _load_rect(paths, channels: int) -> np.ndarray:
-    from PIL import Image
-
-    from .data import _to_mode
-
+    channels = 1 if {mode for _, _, mode in headers.values()} <= {"L", "1", "I", "I;16", "F"} else 3
     out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append(np.asarray(_to_mode(im, channels), np.uint8).reshape(im.size[1], im.size[0], channels))
+    for p in headers:
+        try:
+            out.append(read_image(p, channels))
+        except Exception as err:  # noqa: BLE001 - a header that read but pixels that do not
+            bad.append(f"{p} ({type(err).__name__}: {err})")
+    warn_skipped(bad, len(paths))
+    if not out:
+        raise ValueError(f"eval: none of the {len(paths)} image files under {folder} could be read (first: {bad[0]})")
     return np.stack(out)
 
 
@@ -746,7 +757,10 @@ def _load_source(path: str, n: int | None, seed: int) -> dict:
     if not p.exists():
         raise SystemExit(f"{path} does not exist: pass an image folder, a run folder or an .npz")
     if p.suffix == ".npz":
-        z = load_npz(p)
+        try:
+            z = load_npz(p)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
         for key in ("images", "features"):
             if key in z:
                 arr = _at_most(z[key], n, seed)

@@ -19,9 +19,11 @@ A new paper is a model class, a preset and a ``ModelKind``; nothing else here ch
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +32,17 @@ import keras
 
 from . import callbacks as cb
 from . import summaries
-from .experiment import Run, apply_learning_rates, load_config, open_run, seed_everything
+from .configs import ConfigError, validate_config
+from .experiment import (
+    DamagedRunFile,
+    Run,
+    apply_learning_rates,
+    check_run_folder,
+    has_history,
+    load_config,
+    open_run,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +120,15 @@ def standard_callbacks(run: Run, config: dict, tensorboard: bool = True) -> list
     snapshots, loss history + plot, TensorBoard, the GIF at the end."""
     t = config.get("training", {})
     log_every = t.get("log_every", 10)
-    cbs = [cb.Checkpoint(run, every_n_steps=t.get("checkpoint_every_steps"),
-                         every_n_epochs=t.get("checkpoint_every_epochs", 1), keep=t.get("keep_checkpoints", 3)),
-           cb.FixedNoiseSnapshots(run, every_n_steps=t.get("snapshot_every", 50)),
+    cbs = [cb.FixedNoiseSnapshots(run, every_n_steps=t.get("snapshot_every", 50)),
            cb.LossHistory(run, every_n_steps=log_every)]
     if tensorboard:
         cbs.append(summaries.TensorBoard(run, log_every=log_every, config=config))
+    # after the loggers, so a checkpoint at step N is saved once step N is in losses.csv and
+    # TensorBoard; restore=False: the run loop restores, once, before fit
+    cbs.append(cb.Checkpoint(run, every_n_steps=t.get("checkpoint_every_steps"),
+                             every_n_epochs=t.get("checkpoint_every_epochs", 1), keep=t.get("keep_checkpoints", 3),
+                             restore=False))
     cbs.append(cb.GifWriter(run, fps=t.get("gif_fps", 5.0)))
     return cbs
 
@@ -197,6 +212,52 @@ def fit_steps(ctx: Context, dataset=None, steps_per_pass: int | None = None, cal
                      steps_per_epoch=per_epoch, callbacks=cbs, verbose=ctx.verbose, shuffle=False)
 
 
+class HistoryWithoutCheckpoint(RuntimeError):
+    """A run that recorded training (losses, frames, logs) but has no checkpoint to continue from."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a notebook's interrupt) during training, after the checkpoint at ``step`` was saved."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class DiskFull(OSError):
+    """The disk filled up during training; the newest checkpoint is intact."""
+
+
+def rewind_history(run: Run, step: int) -> None:
+    """Bring the run's logs back to its checkpoint at ``step`` before training resumes: the rows of
+    ``losses.csv``, the TensorBoard values and the ``tmp/`` frames a killed run wrote after it are
+    dropped (that stretch is trained and logged again), so nothing appears twice."""
+    cb.rewind_csv(run.samples / "losses.csv", step)
+    summaries.rewind(run, step)
+    late = [f for f in run.tmp.glob("step_*.png") if f.stem[5:].isdigit() and int(f.stem[5:]) > step]
+    for frame in late:
+        frame.unlink()
+    if late:
+        log.warning("%s: removed %d frame(s) of steps after the checkpoint at step %d (drawn again)", run.tmp,
+                    len(late), step)
+
+
+def _save_now(run: Run, config: dict, model) -> str | None:
+    """Save a checkpoint of ``model`` at its step (after Ctrl-C); returns its path, or the newest
+    one when it is already of this step, or None when saving failed (with a warning)."""
+    saver = cb.Checkpoint(run, keep=training_option(config, "keep_checkpoints", 3), restore=False)
+    try:
+        saver.restore_before_fit(model)  # restore=False: only sets up the manager
+        latest = saver.manager.latest_checkpoint
+        if latest and latest.endswith(f"ckpt-{int(model.step.numpy())}"):
+            return latest
+        return saver.save()
+    except Exception as err:  # noqa: BLE001 - the interrupt is what the user asked for; say what failed
+        log.warning("could not save a checkpoint after the interrupt (%s: %s); the newest earlier one is kept",
+                    type(err).__name__, err)
+        return None
+
+
 @dataclasses.dataclass
 class RunResult:
     model: Any
@@ -229,8 +290,11 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     results) and always merges ``results.json``.
     """
     kind = model_kind(config)
-    config = dict(config, model=kind.name)
+    config = validate_config(dict(config, model=kind.name))
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
+        raise ConfigError(f"steps must be a whole number >= 0, got {steps!r}")
     run = run or open_run(kind.experiment(config), run_name, config, root=root, fresh=fresh)
+    check_run_folder(run.dir)
     seed_everything(config.get("seed", 0))
     if data is None:
         data = kind.load_data(config, data_dir, download)
@@ -248,10 +312,37 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
     if restored:
         apply_learning_rates(model, config)  # a learning rate changed in the config wins over the restored one
+        rewind_history(run, int(model.step.numpy()))
+    elif history := has_history(run):
+        raise HistoryWithoutCheckpoint(
+            f"run {run.dir} has recorded training ({', '.join(history)}) but no checkpoint in {run.checkpoints}: "
+            "starting again at step 0 would mix a new run into the old one's history. Either restore the "
+            "checkpoints (ckpt-*.index, ckpt-*.data-*) into that folder, or start the run again with fresh=True "
+            "(CLI: --fresh), which deletes its history; or train under a new run name.")
     total = int(steps) if steps is not None else int(kind.total_steps(config, data))
     ctx = Context(kind, config, run, model, data, make_callbacks, total, verbose)
     start = time.perf_counter()
-    history = (kind.fit or fit_steps)(ctx)
+    try:
+        history = (kind.fit or fit_steps)(ctx)
+    except KeyboardInterrupt:
+        step = int(model.step.numpy())
+        saved = _save_now(run, config, model)
+        summaries.close(run)
+        run.update_results({"step": step, "epoch": int(model.epoch.numpy()), "train_seconds":
+                            float(run.results().get("train_seconds", 0.0)) + time.perf_counter() - start})
+        raise TrainingInterrupted(
+            f"interrupted at step {step}: {'saved checkpoint ' + saved if saved else 'no checkpoint saved'}. "
+            f"Run the same again to resume (python -m ganhelpers train {kind.name} --run {run.name} "
+            f"--root {run.dir.parent.parent}).", step) from None
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        summaries.close(run)
+        latest = sorted(run.checkpoints.glob("ckpt-*.index"), key=lambda p: int(p.stem.split("-")[1]))
+        raise DiskFull(err.errno, f"no space left to write {err.filename or 'a file of the run'} "
+                       f"({os.strerror(err.errno)}) at step {int(model.step.numpy())}: free some space and run "
+                       f"the same again; it resumes from the newest checkpoint "
+                       f"({latest[-1].stem if latest else 'none yet'}) with its logs rewound to it") from None
     seconds = time.perf_counter() - start
     measure_at_the_end(monitors, int(model.epoch.numpy()))
     previous = run.results()
@@ -292,15 +383,29 @@ def restore_model(run_dir, config: dict | None = None):
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise SystemExit(f"{run_dir} is not a run folder (no config.yaml): pass model_data/<experiment>/<run>")
+    check_run_folder(run_dir)
     config = config or load_config(run_dir / "config.yaml")
     kind = model_kind(config)
     run = Run(dir=run_dir, experiment=run_dir.parent.name, name=run_dir.name)
-    model = kind.build(config)
+    try:
+        model = kind.build(config)
+    except (KeyError, TypeError) as err:
+        raise DamagedRunFile(f"{run_dir / 'config.yaml'} does not describe a {kind.name} model (missing or wrong "
+                             f"{err}): restore it from a copy, or train the run again") from None
     model.build_optimizers()
     if not list(run.checkpoints.glob("ckpt-*.index")) or restore(model, run, kind=kind) is None:
         raise SystemExit(f"no readable checkpoint in {run.checkpoints}: train the run first "
                          f"(python -m ganhelpers train {kind.name} --run {run.name})")
     return model
+
+
+# Keys the run loop and the data registry read with a default, so a preset need not list them
+# (README "The command line"): --set may add them.
+DOCUMENTED_KEYS = {
+    "training": ("log_every", "gif_fps", "precision", "conv", "jit_compile", "steps_per_execution",
+                 "checkpoint_every_steps", "checkpoint_every_epochs", "keep_checkpoints", "snapshot_every"),
+    "data": ("name", "path", "crop", "data_dir"),
+}
 
 
 def set_value(config: dict, assignment: str) -> dict:
@@ -318,9 +423,11 @@ def set_value(config: dict, assignment: str) -> dict:
             known = sorted(k for k, v in node.items() if isinstance(v, dict))
             raise ValueError(f"--set {path}: no section {'.'.join(keys[:i + 1])!r}; sections: {known}")
         node = node[key]
-    if keys[-1] not in node:
+    documented = DOCUMENTED_KEYS.get(".".join(keys[:-1]), ())
+    if keys[-1] not in node and keys[-1] not in documented:
+        known = sorted(set(node) | set(documented))
         raise ValueError(f"--set {path}: no key {keys[-1]!r} in {'.'.join(keys[:-1]) or 'the config'}; "
-                         f"keys: {sorted(node)}")
+                         f"keys: {known}")
     value = yaml.safe_load(raw)
     if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string: a number is meant
         try:

@@ -401,7 +401,7 @@ def predict_classes(classifier: keras.Model, x, batch_size: int = 500) -> np.nda
 
 class TestAccuracy(keras.callbacks.Callback):
     """At every epoch end: the classifier's accuracy on the test split, as ``test_accuracy`` in the
-    epoch logs, as the TensorBoard scalar ``metrics/test_accuracy`` (step = epochs completed) and
+    epoch logs, as the TensorBoard scalar ``metrics/test_accuracy`` (at the model's step, like every tag) and
     in ``results.json`` (``test_accuracy_per_epoch``, kept across resumes)."""
 
     def __init__(self, x_test, y_test, run: Run | None = None, classifier_attr: str = "classifier"):
@@ -413,7 +413,7 @@ class TestAccuracy(keras.callbacks.Callback):
         if logs is not None:
             logs["test_accuracy"] = acc
         if self.run is not None:
-            summaries.scalars(self.run, {"metrics/test_accuracy": acc}, epoch + 1)
+            summaries.scalars(self.run, {"metrics/test_accuracy": acc}, int(self.model.step.numpy()))
             history = self.run.results().get("test_accuracy_per_epoch", [])[:epoch]
             self.run.update_results({"test_accuracy_per_epoch": history + [acc]})
 

@@ -19,11 +19,15 @@ maps a model's metric name to its group.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
 
 KINDS = ("train", "images", "histograms")
 _WRITERS: dict[tuple[str, str], tf.summary.SummaryWriter] = {}
@@ -139,7 +143,8 @@ def write_hparams(run, config: dict) -> None:
 class TensorBoard(keras.callbacks.Callback):
     """Every ``log_every`` steps: the model's reported values under grouped tags and each
     optimizer's learning rate, at step = the model's checkpointed ``step`` (so a resumed run
-    continues its curves); at each epoch end the epoch's means as ``epoch/<tag>``; at the start the
+    continues its curves); at each epoch end the epoch's means as ``epoch/<tag>`` (at the step the
+    epoch ended); at the start the
     HParams session (``config``). The step scalars follow the same schedule as
     :class:`~ganhelpers.callbacks.LossHistory`, so ``losses.csv`` and TensorBoard hold the same
     points."""
@@ -166,7 +171,8 @@ class TensorBoard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         names = set(getattr(self.model, "metric_names", ()))
         values = {k: v for k, v in (logs or {}).items() if k in names}
-        scalars(self.run, {f"epoch/{t}": v for t, v in self._values(values).items()}, epoch + 1)
+        # at the model's step, like every other tag of the run (one x-axis; a resume rewinds by step)
+        scalars(self.run, {f"epoch/{t}": v for t, v in self._values(values).items()}, int(self.model.step.numpy()))
         flush(self.run)
 
     def on_train_end(self, logs=None):
@@ -176,15 +182,60 @@ class TensorBoard(keras.callbacks.Callback):
 def read_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in the event files under ``log_dir`` (recursively) as ``{tag: [(step, value)]}``
     in file order: what TensorBoard will show (the tests count points with it)."""
-    from tensorboard.compat.proto.event_pb2 import Event
-
     out: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(Path(log_dir).rglob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = Event.FromString(record.numpy())
+        for event in _events(path):
             for value in event.summary.value:
                 if value.HasField("tensor") and value.metadata.plugin_data.plugin_name == "scalars":
                     out.setdefault(value.tag, []).append((int(event.step), float(tf.make_ndarray(value.tensor))))
                 elif value.HasField("simple_value"):
                     out.setdefault(value.tag, []).append((int(event.step), float(value.simple_value)))
     return out
+
+
+def _events(path: Path):
+    """The events of one event file, in order. A file cut short (a full disk, a kill mid-write) or
+    damaged yields what it holds up to the damage, with a warning naming it."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    try:
+        for record in tf.data.TFRecordDataset(str(path)):
+            yield Event.FromString(record.numpy())
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as err:
+        log.warning("event file %s is cut short or damaged (%s): read up to the damage", path,
+                    str(err).splitlines()[0][:120])
+    except Exception as err:  # noqa: BLE001 - a protobuf DecodeError from a damaged record
+        log.warning("event file %s holds a damaged record (%s: %s): read up to it", path, type(err).__name__, err)
+
+
+def rewind(run, step: int) -> int:
+    """Drop every summary written at a step beyond ``step`` from the run's event files (what a killed
+    run wrote after its newest checkpoint; the resumed run writes those steps again), so every tag
+    keeps one point per step. The run's writers are closed first; a file is rewritten only if it
+    holds such events, into a temporary file renamed over it. Returns the number of events dropped."""
+    from .experiment import _umask
+
+    close(run)
+    dropped = 0
+    for path in sorted(Path(run.logs).rglob("events.out.tfevents.*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        records, late = [], 0
+        for event in _events(path):
+            if event.HasField("summary") and event.step > step:
+                late += 1
+            else:
+                records.append(event.SerializeToString())
+        if not late:
+            continue
+        tmp = path.with_name(f".{path.name}.part")
+        with tf.io.TFRecordWriter(str(tmp)) as out:
+            for record in records:
+                out.write(record)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        dropped += late
+    if dropped:
+        log.warning("%s: dropped %d TensorBoard value(s) written after the checkpoint at step %d (they are "
+                    "trained and logged again)", run.logs, dropped, step)
+    return dropped

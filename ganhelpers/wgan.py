@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from . import losses as losses_lib
 from . import summaries
-from .callbacks import append_csv_rows
+from .callbacks import append_csv_rows, rewind_csv
 from .configs import preset_config
 from .experiment import Run
 from .layers import dcgan_discriminator, dcgan_generator
@@ -210,8 +210,10 @@ class WGAN(GAN):
         self.build_optimizers()  # slot variables now: the generator's update runs inside tf.cond
 
     def checkpoint_items(self) -> dict:
+        # last_critic_loss too: a run resumed right before a generator update reports the estimate of
+        # the critic iteration before the checkpoint, not the 0 it was initialised with
         return dict(super().checkpoint_items(), generator_iteration=self.generator_iteration,
-                    critic_iter=self.critic_iter, n_critic=self.n_critic)
+                    critic_iter=self.critic_iter, n_critic=self.n_critic, last_critic_loss=self.last_critic_loss)
 
     def fit(self, *args, **kwargs):
         if self.clip_value:
@@ -311,10 +313,12 @@ def rmsprop(learning_rate: float = 5e-5, rho: float = 0.99) -> keras.optimizers.
 class WassersteinLog(keras.callbacks.Callback):
     """Per generator iteration: the Wasserstein estimate (negative critic loss of the last critic
     iteration before the generator update; the authors plot it median-filtered), the critic and
-    generator losses and the ``n_critic`` in force, to TensorBoard (``wasserstein/estimate`` and
-    ``schedule/n_critic``, step = generator iteration) and to ``samples/wasserstein.csv``
-    (appended across resumes); every ``histogram_every`` generator iterations, histograms of the
-    critic's weights (clipping shows as mass piled at +-c)."""
+    generator losses and the ``n_critic`` in force, to TensorBoard (``wasserstein/estimate``,
+    ``schedule/n_critic`` and ``schedule/generator_iteration``, at the model's step like every tag of
+    the run) and to ``samples/wasserstein.csv`` (one row per generator iteration, written at once,
+    appended across resumes; rows a killed run wrote after its checkpoint are dropped on resume);
+    every ``histogram_every`` generator iterations, histograms of the critic's weights (clipping
+    shows as mass piled at +-c)."""
 
     FIELDS = ("generator_iteration", "wasserstein", "critic_loss", "generator_loss", "n_critic")
 
@@ -326,6 +330,8 @@ class WassersteinLog(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._seen = int(self.model.generator_iteration.numpy())
+        # rows a killed run wrote after its checkpoint are logged again from here: drop them
+        rewind_csv(self.csv_path, self._seen, "generator_iteration")
         if self._seen == 0:
             self.histograms(0)
 
@@ -343,13 +349,21 @@ class WassersteinLog(keras.callbacks.Callback):
                    generator_loss=float(m.last_generator_loss.numpy()),
                    n_critic=critic_iterations(g - 1, **m.schedule))
         self._rows.append(row)
-        summaries.scalars(self.run, {"wasserstein/estimate": w, "schedule/n_critic": row["n_critic"]}, g)
+        self.flush_rows()
+        # at the model's step (critic iterations), the x-axis of every tag of the run; the generator
+        # iteration is a tag of its own and the first column of wasserstein.csv
+        step = int(m.step.numpy())
+        summaries.scalars(self.run, {"wasserstein/estimate": w, "schedule/n_critic": row["n_critic"],
+                                     "schedule/generator_iteration": g}, step)
         if self.histogram_every and g % self.histogram_every == 0:
-            self.histograms(g)
+            self.histograms(step)
 
-    def flush(self):
+    def flush_rows(self):
         append_csv_rows(self.csv_path, self._rows, list(self.FIELDS))  # torn-line safe, as losses.csv
         self._rows = []
+
+    def flush(self):
+        self.flush_rows()
         summaries.flush(self.run)
 
     def on_epoch_end(self, epoch, logs=None):

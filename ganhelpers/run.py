@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import tensorflow as tf
 
 from . import callbacks as cb
 from . import summaries
@@ -334,15 +335,22 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
             f"interrupted at step {step}: {'saved checkpoint ' + saved if saved else 'no checkpoint saved'}. "
             f"Run the same again to resume (python -m ganhelpers train {kind.name} --run {run.name} "
             f"--root {run.dir.parent.parent}).", step) from None
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    except (OSError, tf.errors.OpError) as err:
+        # ours raise OSError(ENOSPC); TensorFlow's checkpoint and event writers an OpError saying so
+        full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or (
+            isinstance(err, tf.errors.OpError) and "no space left" in str(err).lower())
+        if not full:
             raise
-        summaries.close(run)
+        try:
+            summaries.close(run)
+        except Exception:  # noqa: BLE001 - the writers cannot flush to a full disk either
+            pass
         latest = sorted(run.checkpoints.glob("ckpt-*.index"), key=lambda p: int(p.stem.split("-")[1]))
-        raise DiskFull(err.errno, f"no space left to write {err.filename or 'a file of the run'} "
-                       f"({os.strerror(err.errno)}) at step {int(model.step.numpy())}: free some space and run "
-                       f"the same again; it resumes from the newest checkpoint "
-                       f"({latest[-1].stem if latest else 'none yet'}) with its logs rewound to it") from None
+        where = getattr(err, "filename", None) or "a file of the run"
+        raise DiskFull(errno.ENOSPC, f"no space left to write {where} ({os.strerror(errno.ENOSPC)}) at step "
+                       f"{int(model.step.numpy())}: free some space and run the same again; it resumes from the "
+                       f"newest checkpoint ({latest[-1].stem if latest else 'none yet'}) with its logs rewound "
+                       "to it") from None
     seconds = time.perf_counter() - start
     measure_at_the_end(monitors, int(model.epoch.numpy()))
     previous = run.results()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -261,6 +262,12 @@ def _run(args) -> int:
     except (ConfigMismatch, RunLocked, UnreadableCheckpoints, UnsafeCheckpointIndex, UnsafeRunFolder, DamagedRunFile,
             HistoryWithoutCheckpoint, ConfigError, DiskFull, DownloadError, ArchiveError, UnsafeGraph) as err:
         raise SystemExit(f"error: {err}") from None
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        # bad input named by the code that found it (an empty folder, a wrong path, mixed image sizes):
+        # one line, not a traceback; GANHELPERS_TRACEBACK=1 shows where it came from
+        if os.environ.get("GANHELPERS_TRACEBACK"):
+            raise
+        raise SystemExit(f"error: {err} (GANHELPERS_TRACEBACK=1 shows the traceback)") from None
 
 
 if __name__ == "__main__":

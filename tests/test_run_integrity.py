@@ -562,3 +562,18 @@ def test_the_command_line_trains_on_an_image_folder_with_keys_the_preset_lacks(m
     config = experiment.load_config(run_dir / "config.yaml")
     assert config["data"]["path"] == str(folder) and config["training"]["log_every"] == 1
     assert _csv_steps(run_dir) == [1]  # 70 images, batch 64: one step an epoch, logged at every step
+
+
+def test_bad_paths_are_one_line_errors_not_tracebacks(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for argv, says in ((["eval", str(empty), str(empty), "--features", "none"], "no image files"),
+                       (["train", "dcgan", "--root", str(a_file)], "Not a directory"),
+                       (["sample", str(empty)], "is not a run folder"),
+                       (["gif", str(tmp_path / "missing")], "is not a run folder")):
+        with pytest.raises(SystemExit) as err:
+            main(argv)
+        assert says in str(err.value), argv
+    assert a_file.read_text() == "not a folder" and not any(empty.iterdir())

@@ -3,13 +3,16 @@ trained through the run loop on the real MNIST, one run per label seed, and one 
 
     python benchmarks/sgan_mnist.py --data-dir ../shared/datasets --seeds 0 1 2 --epochs 15
     python benchmarks/sgan_mnist.py --validation 10000 --seeds 0 --epochs 15   # choosing settings
+    python benchmarks/sgan_mnist.py --sweep 2 5 10 20 all --epochs 2           # notebook 03's sweep
 
 ``--validation N`` trains on the first 60,000 - N training images and reports the accuracy on the
 last N, every epoch (the protocol: settings are chosen there). Without it the runs train on all
 60,000 and look at the test set once, at the end (no per-epoch test accuracy). The table: accuracy
 per seed (D's averaged weights, the figure the preset reports, and D's own), mean and sample std,
 the paper's 99.07% (0.93% error) beside it, minutes of training, and the CPU's flags. The results
-also go to ``<root>/sgan_mnist/<name>/results.json``.
+also go to ``<root>/sgan_mnist/<name>/results.json``. ``--sweep`` trains one SGAN and its baseline per
+number of labels per class (``all``: every label; seed ``--seeds[0]``) and prints test accuracy
+against labels; ``--plot FILE.png`` draws it.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def table(summary: dict, split: str) -> str:
     rows = [f"| seed | SGAN {split} accuracy (averaged D) | D's own weights | baseline (same labels) | minutes |",
             "|---|---|---|---|---|"]
     for s, a, o, b, t in zip(summary["seeds"], acc, own, summary[f"baseline_{split}_accuracy"],
-                             summary["train_seconds"]):
+                             summary["train_seconds"], strict=True):
         rows.append(f"| {s} | {a:.2%} | {o:.2%} | {b:.2%} | {t / 60:.1f} |")
     rows.append(f"| mean +- std | {np.mean(acc):.2%} +- {np.std(acc, ddof=1) if len(acc) > 1 else 0.0:.2%} | "
                 f"{np.mean(own):.2%} | {np.mean(summary[f'baseline_{split}_accuracy']):.2%} | "
@@ -77,22 +80,73 @@ def main(argv=None) -> dict:
     parser.add_argument("--average-decay", type=float, default=None, help="D's weight average (preset: 0.999)")
     parser.add_argument("--root", default="model_data", help="where the run folders go")
     parser.add_argument("--name", default=None, help="run name prefix (default: test or validation)")
+    parser.add_argument("--sweep", nargs="+", default=None, help="labels per class to sweep, 'all' = every label")
+    parser.add_argument("--collect", action="store_true", help="train nothing: the table of runs already trained")
+    parser.add_argument("--plot", default=None, help="with --sweep: save the accuracy-vs-labels plot here")
     args = parser.parse_args(argv)
 
     config = config_for(args.epochs, args.validation, args.data_dir, args.average_decay)
     split = sgan.evaluation_split(config)
     name = args.name or split
+    if args.sweep:
+        return sweep(config, [None if n == "all" else int(n) for n in args.sweep], args, split)
     start = time.perf_counter()
-    summary = sgan.run_seeds(config, seeds=args.seeds, root=args.root, run_name=name, tensorboard=False,
-                             verbose=2)
-    for s in args.seeds:  # D's own weights too, from each seed's results.json
-        r = json.loads((Path(args.root) / config["experiment"] / f"{name}_seed{s}" / "results.json").read_text())
-        summary.setdefault(f"sgan_{split}_accuracy_own_weights", []).append(r[f"sgan_{split}_accuracy_own_weights"])
-    print(f"\nSGAN on MNIST, 100 labels, {args.epochs} epochs x 600 steps, {split} split "
-          f"({time.perf_counter() - start:.0f} s wall); CPU flags: {' '.join(cpu_flags()) or 'unknown'}; "
+    if not args.collect:
+        sgan.run_seeds(config, seeds=args.seeds, root=args.root, run_name=name, tensorboard=False, verbose=2)
+    summary = collect(Path(args.root) / config["experiment"], name, args.seeds, split)
+    has_curve = bool(summary["per_epoch"][0])  # validation runs record one figure per epoch
+    print(f"\nSGAN on MNIST, 100 labels, {args.epochs} epochs of {60000 - args.validation} images / 100, {split} "
+          f"split ({time.perf_counter() - start:.0f} s wall here); CPU flags: {' '.join(cpu_flags()) or 'unknown'}; "
           f"{os.cpu_count()} cores\n")
     print(table(summary, split))
+    if has_curve:
+        print(f"\n{split} accuracy per epoch (averaged D), seed {args.seeds[0]}: "
+              + " ".join(f"{a:.4f}" for a in summary["per_epoch"][0]))
     return summary
+
+
+def collect(experiment_dir: Path, name: str, seeds, split: str) -> dict:
+    """The per-seed figures from each run's ``results.json`` (runs ``<name>_seed<k>``, trained here or
+    by parallel invocations with one seed each)."""
+    summary = {"seeds": list(seeds), "per_epoch": []}
+    for s in seeds:
+        r = json.loads((experiment_dir / f"{name}_seed{s}" / "results.json").read_text())
+        for k in (f"sgan_{split}_accuracy", f"sgan_{split}_accuracy_own_weights", f"baseline_{split}_accuracy",
+                  "train_seconds"):
+            summary.setdefault(k, []).append(r[k])
+        summary["per_epoch"].append(r.get(f"{split}_accuracy_averaged_per_epoch", []))
+    return summary
+
+
+def sweep(config: dict, per_class: list, args, split: str) -> list[dict]:
+    config = dict(config, seed=args.seeds[0])
+    start = time.perf_counter()
+    rows = sgan.label_sweep(config, per_class, root=args.root, run_prefix=args.name or "sweep", epochs=args.epochs,
+                            tensorboard=False, verbose=2)
+    print(f"\nSGAN vs the supervised baseline on the same labels, MNIST, {args.epochs} epochs each (SGAN and "
+          f"baseline), seed {args.seeds[0]}, {split} split ({time.perf_counter() - start:.0f} s wall); CPU flags: "
+          f"{' '.join(cpu_flags()) or 'unknown'}; {os.cpu_count()} cores\n")
+    print(f"| labels | SGAN {split} accuracy | baseline | minutes (SGAN) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['num_labels']} | {r[f'sgan_{split}_accuracy']:.2%} | {r[f'baseline_{split}_accuracy']:.2%} | "
+              f"{r['train_seconds'] / 60:.1f} |")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")  # a script, not a library: no display here
+        import matplotlib.pyplot as plt
+
+        n = [r["num_labels"] for r in rows]
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        ax.semilogx(n, [100 * r[f"sgan_{split}_accuracy"] for r in rows], marker="o", label="SGAN (Salimans et al.)")
+        ax.semilogx(n, [100 * r[f"baseline_{split}_accuracy"] for r in rows], marker="s",
+                    label="baseline (labels only)")
+        ax.set_xlabel("labelled images"), ax.set_ylabel(f"{split} accuracy %")
+        ax.set_title(f"MNIST, {args.epochs} epochs per run"), ax.grid(alpha=0.3), ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot)
+        print(f"plot: {args.plot}")
+    return rows
 
 
 if __name__ == "__main__":

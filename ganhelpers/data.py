@@ -653,7 +653,8 @@ def _read_npz(path: Path, keys) -> dict:
         if sorted(z.files) != sorted(keys):
             missing, extra = sorted(set(keys) - set(z.files)), sorted(set(z.files) - set(keys))
             raise ValueError(f"{path} has keys {sorted(z.files)}, expected exactly {list(keys)}"
-                             + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else ""))
+                             + (f" (missing {missing})" if missing else "")
+                             + (f" (unexpected {extra})" if extra else ""))
         arrays = {}
         for k in keys:
             try:
@@ -721,8 +722,9 @@ def mnist(data_dir=None, image_size: int = 28, channels: int = 1, url: str = MNI
         if not trusted:
             check_mnist_arrays(arrays, source)
     except ValueError as err:
-        raise ValueError(f"{err}. Its md5 is {digest}" + ("" if trusted else f", not Keras' {md5}") +
-                         f": replace it with the real mnist.npz, or delete it to download Keras' copy from {url}") from None
+        raise ValueError(f"{err}. Its md5 is {digest}" + ("" if trusted else f", not Keras' {md5}")
+                         + ": replace it with the real mnist.npz, or delete it to download Keras' copy from "
+                         + url) from None
     if not trusted and md5 is not None:
         log.info("%s: md5 %s differs from Keras' %s, but its arrays are MNIST's (keys, shapes, uint8 0..255, "
                  "class counts): using it", source, digest, md5)

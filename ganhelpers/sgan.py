@@ -463,12 +463,12 @@ class SGAN(GAN):
         @contextlib.contextmanager
         def swapped():
             own = [keras.ops.convert_to_numpy(w) for w in self.discriminator.weights]
-            for w, a in zip(self.discriminator.weights, self.averaged_weights()):
+            for w, a in zip(self.discriminator.weights, self.averaged_weights(), strict=True):
                 w.assign(a)
             try:
                 yield self.classifier
             finally:
-                for w, o in zip(self.discriminator.weights, own):
+                for w, o in zip(self.discriminator.weights, own, strict=True):
                     w.assign(o)
 
         return swapped()
@@ -504,7 +504,7 @@ class SGAN(GAN):
             d_loss = d_loss_sup + self.unsup_weight * d_loss_unsup
         self._apply(self.d_optimizer, tape, d_loss, d_vars)
         if self.average_decay is not None:  # the moving average of D's weights (evaluation only)
-            for a, w in zip(self.d_average.weights, self.discriminator.weights):
+            for a, w in zip(self.d_average.weights, self.discriminator.weights, strict=True):
                 a.assign(self.average_decay * a + (1.0 - self.average_decay) * tf.cast(w, a.dtype))
             self.d_average.count.assign_add(1.0)
 

@@ -82,6 +82,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--name", default=None, help="run name prefix (default: test or validation)")
     parser.add_argument("--sweep", nargs="+", default=None, help="labels per class to sweep, 'all' = every label")
     parser.add_argument("--collect", action="store_true", help="train nothing: the table of runs already trained")
+    parser.add_argument("--checkpoint-epoch", type=int, default=None,
+                        help="with --collect: evaluate each seed's checkpoint saved after this many epochs (the "
+                             "budget chosen on validation) instead of the end of the run")
     parser.add_argument("--plot", default=None, help="with --sweep: save the accuracy-vs-labels plot here")
     args = parser.parse_args(argv)
 
@@ -94,6 +97,8 @@ def main(argv=None) -> dict:
     if not args.collect:
         sgan.run_seeds(config, seeds=args.seeds, root=args.root, run_name=name, tensorboard=False, verbose=2)
     summary = collect(Path(args.root) / config["experiment"], name, args.seeds, split)
+    if args.checkpoint_epoch is not None:
+        at_epoch(summary, config, Path(args.root) / config["experiment"], name, args.checkpoint_epoch, split)
     has_curve = bool(summary["per_epoch"][0])  # validation runs record one figure per epoch
     print(f"\nSGAN on MNIST, 100 labels, {args.epochs} epochs of {60000 - args.validation} images / 100, {split} "
           f"split ({time.perf_counter() - start:.0f} s wall here); CPU flags: {' '.join(cpu_flags()) or 'unknown'}; "
@@ -103,6 +108,29 @@ def main(argv=None) -> dict:
         print(f"\n{split} accuracy per epoch (averaged D), seed {args.seeds[0]}: "
               + " ".join(f"{a:.4f}" for a in summary["per_epoch"][0]))
     return summary
+
+
+def at_epoch(summary: dict, config: dict, experiment_dir: Path, name: str, epoch: int, split: str) -> None:
+    """Replace the SGAN figures of ``summary`` by those of each seed's checkpoint after ``epoch`` epochs
+    (``ckpt-<epoch x steps per epoch>``: the run loop keeps one every ``checkpoint_every_epochs``), each
+    evaluated once on the run's evaluation split; the time becomes the run's time x epoch / epochs."""
+    import tensorflow as tf
+
+    raw = sgan.load_data(config)
+    if config["data"].get("validation"):
+        raw = sgan.split_validation(raw, config["data"]["validation"])
+    per_epoch = (60000 - int(config["data"].get("validation") or 0)) // config["data"]["batch_size"]
+    for i, s in enumerate(summary["seeds"]):
+        model = sgan.build_sgan(dict(config, seed=s))
+        path = experiment_dir / f"{name}_seed{s}" / "checkpoints" / f"ckpt-{epoch * per_epoch}"
+        if not Path(f"{path}.index").is_file():
+            raise FileNotFoundError(f"no checkpoint {path}: the runs keep one every "
+                                    f"{config['training']['checkpoint_every_epochs']} epochs")
+        tf.train.Checkpoint(**model.checkpoint_items()).restore(str(path)).expect_partial()
+        summary[f"sgan_{split}_accuracy_own_weights"][i] = sgan.accuracy(model.classifier, raw["x_test"], raw["y_test"])
+        with model.use_averaged_weights() as averaged:
+            summary[f"sgan_{split}_accuracy"][i] = sgan.accuracy(averaged, raw["x_test"], raw["y_test"])
+        summary["train_seconds"][i] *= epoch / config["training"]["epochs"]
 
 
 def collect(experiment_dir: Path, name: str, seeds, split: str) -> dict:

@@ -148,7 +148,9 @@ def test_the_full_preset_learns_real_mnist_in_a_hundred_steps(model_data):
     config["baseline"].update(epochs=1)
     r = sgan.run_experiment(config, root=model_data, steps_per_epoch=100, tensorboard=False)
     assert r["evaluated_on"] == "validation" and r["num_labels"] == 100 and r["num_unlabelled"] == 50000
-    assert r["sgan_validation_accuracy"] > 0.6, r["sgan_validation_accuracy"]
+    # D's own weights (the preset reports its weight average, which after 100 steps still remembers the start)
+    assert r["sgan_validation_accuracy_own_weights"] > 0.6, r
+    assert "sgan_validation_accuracy_averaged" in r and "sgan_test_accuracy" not in r  # the test set unseen
     losses = r["final_losses"]
     assert np.isfinite([losses["g_loss"], losses["d_loss_unsup"]]).all() and losses["g_loss"] < 100, losses
     assert 0.01 < losses["d_fake"] < 0.99, losses

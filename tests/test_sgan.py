@@ -3,6 +3,7 @@ tests/test_notebooks.py)."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -57,6 +58,77 @@ def test_two_head_needs_a_real_logit_output():
     disc = sgan.build_discriminator((8, 8, 1), 10, units=(8,))
     with pytest.raises(ValueError, match="real_logit"):
         sgan.SGAN(sgan.mlp_generator(4, (8, 8, 1), (8,)), disc, formulation="two_head")
+
+
+# -- weight normalisation and D's weight average (the improved-gan recipe) ------------------------
+
+def test_weight_norm_dense_is_a_scale_times_a_unit_direction_and_its_init_standardises():
+    x = RNG.normal(2.0, 3.0, (256, 6)).astype(np.float32)
+    layer = sgan.WeightNormDense(4, train_scale=False)
+    layer.build((None, 6))
+    v, g = layer.v.numpy(), layer.g.numpy()
+    w = v * g / np.sqrt((v ** 2).sum(0) + 1e-6)
+    np.testing.assert_allclose(layer(x).numpy(), x @ w + layer.b.numpy(), rtol=1e-5, atol=1e-5)
+    layer.initialize_from(x)  # the code's init pass: unit-variance, zero-mean pre-activations
+    pre = layer(x).numpy()
+    np.testing.assert_allclose(pre.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(pre.std(0), 1.0, rtol=1e-3)
+    assert [t.name for t in layer.trainable_weights] == ["v", "b"]  # the scale stays where the init put it
+    head = sgan.WeightNormDense(3, train_scale=True)
+    head.build((None, 6))
+    assert sorted(t.name for t in head.trainable_weights) == ["b", "g", "v"]
+
+
+def _tiny_weight_norm_sgan(average_decay=None):
+    disc = sgan.build_discriminator((8, 8, 1), 10, units=(32, 16), activation="relu", weight_norm=True)
+    model = sgan.SGAN(sgan.mlp_generator(8, (8, 8, 1), (32,), weight_norm=True), disc, unsup_weight=0.5,
+                      average_decay=average_decay)
+    model.compile(d_optimizer=keras.optimizers.Adam(3e-3, beta_1=0.5, epsilon=1e-4),
+                  g_optimizer=keras.optimizers.Adam(3e-3, beta_1=0.5, epsilon=1e-4))
+    return model
+
+
+def test_d_hidden_units_keep_their_length_while_training():
+    """The collapse on MNIST (D's features growing without bound, feature matching at 1,054) cannot
+    happen the same way with the code's frozen scales: every hidden unit's weight vector keeps the
+    length the data-dependent init gave it, whatever the game does to its direction."""
+    digits = sgan.digits_split(8, 500)
+    model = _tiny_weight_norm_sgan()
+    x = sgan._as_float(digits["x_train"][:500])
+    assert sgan.initialize_weight_norm(model.discriminator, x) == 3  # dense0, dense1 and the class head
+    hidden = [model.discriminator.get_layer(n) for n in ("dense0", "dense1")]
+    lengths = [np.linalg.norm(h.kernel().numpy(), axis=0) for h in hidden]
+    directions = [h.v.numpy().copy() for h in hidden]
+    ds = iter(sgan.sgan_dataset(digits["x_train"], digits["x_train"][:50], digits["y_train"][:50], 64, 50, repeat=True))
+    step = tf.function(model.train_step)  # traced once, as fit does
+    for _ in range(30):
+        logs = step(next(ds))
+    for h, n, v in zip(hidden, lengths, directions, strict=True):
+        np.testing.assert_allclose(np.linalg.norm(h.kernel().numpy(), axis=0), n, rtol=1e-4)
+        assert np.abs(h.v.numpy() - v).max() > 1e-3  # the directions did train
+    assert all(np.isfinite(float(logs[k])) for k in ("g_loss", "d_loss_unsup", "d_loss_sup"))
+
+
+def test_averaged_weights_are_the_debiased_moving_average_of_d():
+    digits = sgan.digits_split(8, 500)
+    model = _tiny_weight_norm_sgan(average_decay=0.5)
+    sgan.initialize_weight_norm(model.discriminator, sgan._as_float(digits["x_train"][:500]))
+    ds = iter(sgan.sgan_dataset(digits["x_train"], digits["x_train"][:50], digits["y_train"][:50], 64, 50, repeat=True))
+    after = []
+    for _ in range(2):
+        model.train_step(next(ds))
+        after.append([w.numpy().copy() for w in model.discriminator.weights])
+    # a2 = 0.5 * 0.5 * w1 + 0.5 * w2, debiased by 1 - 0.5^2
+    for avg, w1, w2 in zip(model.averaged_weights(), *after, strict=True):
+        np.testing.assert_allclose(avg, (0.25 * w1 + 0.5 * w2) / 0.75, rtol=1e-5, atol=1e-6)
+    x = sgan._as_float(digits["x_test"][:20])
+    own = model.classifier(x).numpy()
+    with model.use_averaged_weights() as averaged:
+        assert not np.allclose(averaged(x).numpy(), own)
+    np.testing.assert_array_equal(model.classifier(x).numpy(), own)  # D's own weights are back
+    assert "d_average" in model.checkpoint_items()  # a resumed run keeps its average
+    with pytest.raises(ValueError, match="average_decay"):
+        sgan.SGAN(model.generator, model.discriminator, average_decay=1.0)
 
 
 # -- labelled subsets -----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 ``dcgan_config("full")`` is the bird experiment on CUB-200-2011; ``"paper"`` Radford et al.'s own
 layout; ``"demo"`` and ``"smoke"`` train on the offline scikit-learn digits, ``"mnist"`` on the real
-MNIST. Every value that comes from a paper or from the experiment says so. Train with ``ganhelpers.run.train(config)``
-or ``python -m ganhelpers train dcgan --preset demo``.
+MNIST. Every value that comes from a paper or from the experiment says so. Train with
+``ganhelpers.run.train(config)`` or ``python -m ganhelpers train dcgan --preset demo``.
 """
 
 from __future__ import annotations

@@ -103,8 +103,10 @@ def test_the_learning_check_passes_real_test_digits_and_fails_one_class():
     x = d["x_test"][:1000].astype("float32") / 127.5 - 1.0
     real = evaluate.mnist_learning_check(x, data_dir=MNIST_DIR, kid_subsets=10)
     assert real["passes"] and real["confident_fraction"] > 0.95 and real["classes_in_range"] == 10
-    assert abs(real["kid"]) < 0.01
     ones = d["x_test"][d["y_test"] == 1][:500].astype("float32") / 127.5 - 1.0  # mode collapse onto "1"
     collapsed = evaluate.mnist_learning_check(ones, data_dir=MNIST_DIR, kid_subsets=10)
     assert not collapsed["passes"] and collapsed["classes_in_range"] == 0
-    assert collapsed["class_shares"][1] > 0.95 and collapsed["kid"] > 10 * max(real["kid"], 1e-3)
+    assert collapsed["class_shares"][1] > 0.95
+    # KID's scale is the judge's features' (128-d ReLU, norms ~30): real digits are near its floor,
+    # one class is two orders of magnitude above it
+    assert collapsed["kid"] > 20 * abs(real["kid"])

@@ -1,7 +1,7 @@
 """The mnist table: every generator's ``mnist`` preset trained on the real MNIST, judged, and timed.
 
     python benchmarks/reproduce.py --data-dir ../shared/datasets             # all of them
-    python benchmarks/reproduce.py --data-dir ../shared/datasets --only dcgan wgan-gp
+    python benchmarks/reproduce.py --data-dir ../shared/datasets --only real dcgan wgan-gp
     python benchmarks/reproduce.py --data-dir ../shared/datasets --sgan      # + benchmarks/sgan_mnist.py
 
 ``--data-dir`` is the folder holding ``mnist.npz`` (without it, Keras' file is downloaded into
@@ -132,7 +132,8 @@ def markdown(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder holding mnist.npz (default: download with Keras)")
-    p.add_argument("--only", nargs="+", choices=GENERATORS, default=None)
+    p.add_argument("--only", nargs="+", choices=("real",) + GENERATORS, default=None,
+                   help="some rows only ('real': the reference row of real training digits)")
     p.add_argument("--sgan", action="store_true", help="also run benchmarks/sgan_mnist.py (the SGAN reproduction)")
     p.add_argument("--root", default=None, help="model_data folder for the runs (default: a temporary one)")
     p.add_argument("--docs", default=str(HERE.parent / "docs"), help="where the sample grids go ('' for none)")
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     _, accuracy = evaluate.mnist_judge(args.data_dir)
     print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; MNIST judge {accuracy:.2%} on the test set; "
           f"runs under {root}", flush=True)
-    rows = [reference_row(args.data_dir)] if not args.only else []
+    rows = [reference_row(args.data_dir)] if not args.only or "real" in args.only else []
     for name in GENERATORS:
         if args.only and name not in args.only:
             continue

@@ -86,7 +86,7 @@ def run_generator(name: str, root: Path, data_dir, docs: Path | None) -> list[di
             model = restore_model(Path(r["run_dir"]))
             rows.append(judge_row(f"dogs {r['variant']}", model, r["train_seconds"] / 60, data_dir, docs,
                                   f"dogs_{r['variant']}", extra=f"rank {r['rank']} by {table.by.upper()} "
-                                  f"{r[table.by]:.4g}"))
+                                  f"{r.get(table.by) if r.get(table.by) is None else format(r[table.by], '.4g')}"))
         return rows
     config = model_kind(name).config("mnist")
     result = train(config, "mnist", root=root, data_dir=data_dir, download=data_dir is None, verbose=2)

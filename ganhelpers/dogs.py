@@ -228,8 +228,8 @@ DOGS_PRESETS["smoke"]["rank_by"] = "kid"
 # The real MNIST (60,000 training images) at 32x32x1 as stand-ins for dogs, 28 -> 32 by zero padding 2
 # pixels a side (ganhelpers.data.mnist_padded); the baseline's recipe unchanged (batch 128, Adam(2e-4,
 # beta_1 0.5), hard labels, BCE on probabilities), half its width (32 base maps: ours, for 2 CPU cores),
-# 3 epochs per variant, so both MNIST_VARIANTS train within 15 minutes on 2 CPU cores (a budget that
-# ranks the variants; DCGAN's own mnist preset, the same recipe, trains 8 epochs:
+# 3 epochs per variant, aimed at both MNIST_VARIANTS within 15 minutes on 2 free CPU cores (a budget that
+# ranks the variants, not yet measured; DCGAN's own mnist preset, the same recipe, trains 8 epochs:
 # benchmarks/reproduce.py; docs/mnist_presets_results.md). FID on the MNIST judge's features
 # (ganhelpers.evaluate.mnist_features: a network that knows MNIST) of 1,000 samples against 10,000
 # training images, every epoch: the same sample count for every variant, so FID ranks them.

@@ -479,8 +479,8 @@ PGGAN_PRESETS["cpu"] = {
 # tool makes them). The paper's losses (WGAN-GP lambda 10, drift 1e-3), optimizer (Adam 1e-3, 0, 0.99,
 # eps 1e-8, reset every phase), equalized learning rate, pixelwise norm and minibatch stddev (appendix A);
 # the cpu preset's width (1/8: 64 maps) and batch 32 (the paper's is 16: ours, for CPU throughput); a
-# budget of 16,000 images per fade and per stabilise phase (the paper's 800k, scaled to learn within 15
-# minutes on 2 CPU cores: benchmarks/reproduce.py; docs/mnist_presets_results.md).
+# budget of 16,000 images per fade and per stabilise phase (the paper's 800k, scaled; aimed at 15 minutes
+# on 2 free CPU cores, not yet measured to its end: benchmarks/reproduce.py; docs/mnist_presets_results.md).
 PGGAN_PRESETS["mnist"] = {
     "experiment": "pggan_mnist",
     "seed": 0,

@@ -81,9 +81,10 @@ DCGAN_PRESETS["smoke"]["training"].update(epochs=1, snapshot_every=5, checkpoint
 # (ganhelpers.data.mnist_padded), with Radford et al. 2015's own recipe as in "paper" (section 3:
 # minibatch 128, Adam(2e-4, beta_1 0.5) for both networks, weights N(0, 0.02), BatchNorm, ReLU in G,
 # LeakyReLU(0.2) in D, hard labels) at half the width (32 base maps, ours, for 2 CPU cores) and a
-# budget of 8 epochs (3,744 steps), aimed at 15 minutes on 2 free CPU cores (about 19 measured). It passes
-# ganhelpers.evaluate.mnist_learning_check's bar: 81.3% of 1,000 samples with p >= 0.9, every class within
-# 5.5%-11.8% (4 epochs gave 74.1%: benchmarks/reproduce.py; docs/mnist_presets_results.md).
+# budget of 8 epochs (3,744 steps), aimed at 15 minutes on 2 free CPU cores (about 19 at the pace seen
+# on free cores). It passes ganhelpers.evaluate.mnist_learning_check's bar: 81.3% of 1,000 samples with
+# p >= 0.9, every class within 5.5%-11.8% (4 epochs gave 74.1%: benchmarks/reproduce.py;
+# docs/mnist_presets_results.md).
 DCGAN_PRESETS["mnist"] = copy.deepcopy(DCGAN_PRESETS["paper"])
 DCGAN_PRESETS["mnist"].update(experiment="dcgan_mnist",
                               data={"name": "mnist", "image_size": 32, "channels": 1, "batch_size": 128})

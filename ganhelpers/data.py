@@ -660,7 +660,8 @@ def digits(image_size: int = 32, channels: int = 1) -> dict:
 def load(data_config: dict, data_dir=None, download: bool = False) -> dict:
     """uint8 images (and labels where the dataset has them) for a config's ``data`` section.
 
-    ``name`` is ``digits`` (offline), ``cub200`` or ``folder`` (with ``path``).
+    ``name`` is ``digits`` (offline), ``mnist`` (:func:`mnist_padded`: the training set), ``cub200`` or
+    ``folder`` (with ``path``).
     """
     name, size = data_config["name"], data_config["image_size"]
     channels = data_config.get("channels", 3)
@@ -673,7 +674,10 @@ def load(data_config: dict, data_dir=None, download: bool = False) -> dict:
     if name == "folder":
         return {"images": load_folder(data_config["path"], size, channels, data_config.get("crop", "center"),
                                       cache=True)}
-    raise ValueError(f"unknown dataset {name!r}: use 'digits', 'cub200' or 'folder'")
+    if name == "mnist":  # the training set (60,000); the test set is the judge's (ganhelpers.evaluate)
+        d = mnist_padded(data_dir or data_config.get("data_dir"), size, channels, download=download)
+        return {"images": d["x_train"], "labels": d["y_train"]}
+    raise ValueError(f"unknown dataset {name!r}: use 'digits', 'mnist', 'cub200' or 'folder'")
 
 
 # -- MNIST --------------------------------------------------------------------------------------
@@ -781,6 +785,46 @@ def mnist(data_dir=None, image_size: int = 28, channels: int = 1, url: str = MNI
                  "class counts): using it", source, digest, md5)
     for key in ("x_train", "x_test"):
         arrays[key] = _resize_gray(arrays[key], image_size, channels)
+    return arrays
+
+
+MNIST_ARRAYS = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
+
+
+def mnist_padded(data_dir=None, image_size: int = 32, channels: int = 1, download: bool = True) -> dict:
+    """MNIST for the ``mnist`` presets and their judge: uint8 ``{"x_train": (60000, S, S, C),
+    "y_train", "x_test": (10000, S, S, C), "y_test"}``, white digits on black.
+
+    28 becomes 32 by zero padding 2 pixels on each side (``image_size=32``, the default): the digit
+    keeps its scale and its centring, as in LeCun et al. 1998's LeNet-5, whose 32x32 input is the
+    28x28 image with a blank border (section II.B). Any other ``image_size`` is the bicubic resize
+    of the 28x28 image. A ``mnist.npz`` already in ``data_dir`` (``keras.datasets.mnist``'s keys,
+    shapes and dtypes, e.g. ``../shared/datasets/mnist.npz``) is read as it is; without one,
+    :func:`mnist` downloads Keras' file (md5 checked) into ``data_dir`` when ``download`` is true.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    path = data_dir / "mnist.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in MNIST_ARRAYS}
+        except (KeyError, ValueError, OSError) as err:
+            raise ValueError(f"{path} is not an mnist.npz with keys {list(MNIST_ARRAYS)} ({err})") from err
+        for key, shape in MNIST_ARRAYS.items():
+            if arrays[key].shape != shape or arrays[key].dtype != np.uint8:
+                raise ValueError(f"{path}: {key} is {arrays[key].dtype} {arrays[key].shape}, MNIST's is uint8 {shape}")
+    elif download:
+        arrays = mnist(data_dir, 28, 1)
+        arrays = {k: v[..., 0] if v.ndim == 4 else v for k, v in arrays.items()}
+    else:
+        raise FileNotFoundError(f"mnist.npz not found in DATA_DIR={data_dir}; download it with "
+                                "ganhelpers.data.mnist(data_dir) (11 MB) or pass the folder holding it")
+    for key in ("x_train", "x_test"):
+        if image_size == 32:
+            arrays[key] = _resize_gray(np.pad(arrays[key], ((0, 0), (2, 2), (2, 2))), 32, channels)
+        else:
+            arrays[key] = _resize_gray(arrays[key], image_size, channels)
+    arrays["y_train"], arrays["y_test"] = arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)
     return arrays
 
 

@@ -225,6 +225,25 @@ DOGS_PRESETS["smoke"]["metrics"].update(names=["kid"], features="digits", weight
                                         num_samples=16, batch_size=16)
 DOGS_PRESETS["smoke"]["rank_by"] = "kid"
 
+# The real MNIST (60,000 training images) at 32x32x1 as stand-ins for dogs, 28 -> 32 by zero padding 2
+# pixels a side (ganhelpers.data.mnist_padded); the baseline's recipe unchanged (batch 128, Adam(2e-4,
+# beta_1 0.5), hard labels, BCE on probabilities), half its width (32 base maps: ours, for 2 CPU cores),
+# 3 epochs per variant, aimed at both MNIST_VARIANTS within 15 minutes on 2 free CPU cores (a budget that
+# ranks the variants, not yet measured; DCGAN's own mnist preset, the same recipe, trains 8 epochs:
+# benchmarks/reproduce.py; docs/mnist_presets_results.md). FID on the MNIST judge's features
+# (ganhelpers.evaluate.mnist_features: a network that knows MNIST) of 1,000 samples against 10,000
+# training images, every epoch: the same sample count for every variant, so FID ranks them.
+DOGS_PRESETS["mnist"] = copy.deepcopy(DOGS_PRESETS["full"])
+DOGS_PRESETS["mnist"]["data"].update(name="mnist", image_size=32, channels=1, batch_size=128, crop="center")
+DOGS_PRESETS["mnist"]["generator"]["base_filters"] = 32
+DOGS_PRESETS["mnist"]["discriminator"]["base_filters"] = 32
+DOGS_PRESETS["mnist"]["training"].update(epochs=3, snapshot_every_images=12_800, log_every=50)
+DOGS_PRESETS["mnist"]["fid"].update(every_n_epochs=1, num_samples=1000, weights="mnist", batch_size=250,
+                                    real_samples=10_000)
+DOGS_PRESETS["mnist"]["metrics"].update(names=[])
+DOGS_PRESETS["mnist"]["rank_by"] = "fid"
+MNIST_VARIANTS = ("dcgan1", "lsgan")  # both at batch 128: leaky's batch 32 costs 4x the steps on a CPU
+
 # name -> (why it might help, the sections it changes on the baseline)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "dcgan1": ("the baseline: reference DCGAN, BCE on sigmoid probabilities", {}),
@@ -288,6 +307,10 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None):
     from . import fid
 
     f = config["fid"]
+    if extractor is None and f["weights"] == "mnist":  # the real MNIST: its judge's features
+        from .evaluate import mnist_features
+
+        extractor = mnist_features()
     if extractor is None and f["weights"] == "digits":  # the offline digits: a network that knows them
         from .features import feature_extractor
 
@@ -379,11 +402,12 @@ def train_variant(config: dict, images: np.ndarray, comparison: str = "default",
 def run_comparison(variants=None, preset: str = "full", comparison: str = "default", root=None,
                    data_dir=None, download: bool = False, images: np.ndarray | None = None,
                    steps: int | None = None, verbose="auto", extractor=None, **overrides) -> Table:
-    """Train ``variants`` (default: all in ``full``, :data:`SMOKE_VARIANTS` in ``smoke``) one after the
+    """Train ``variants`` (default: all in ``full``, :data:`MNIST_VARIANTS` in ``mnist``, else
+    :data:`SMOKE_VARIANTS`) one after the
     other with the same seed, data, real FID statistics and budget (``extractor``: a
     ``ganhelpers.fid`` extractor instead of the config's ``fid.weights``); returns :func:`comparison_table`
     of their runs (also written as ``<comparison>-comparison.md`` beside them)."""
-    variants = list(variants or (VARIANTS if preset == "full" else SMOKE_VARIANTS))
+    variants = list(variants or {"full": VARIANTS, "mnist": MNIST_VARIANTS}.get(preset, SMOKE_VARIANTS))
     configs = [variant_config(v, preset, **overrides) for v in variants]
     if images is None:
         images = load_images(configs[0], data_dir, download)

@@ -124,3 +124,155 @@ def learning_check(model, num_samples: int = 500, seed: int = 0, cache_dir=None)
                          f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
                          f"real digits), covering {report['classes_covered']}/10 classes")
     return report
+
+
+# -- the judge of the mnist presets -----------------------------------------------------------------
+
+# The judge's architecture and training, the key of its cache file: a change here trains a new one.
+# Two 3x3 convolution pairs with max pooling and a 128-unit dense layer (a small VGG-style MNIST CNN,
+# as in the Keras examples), Adam(1e-3), batch 128; its penultimate layer (128-d) gives KID's features.
+MNIST_JUDGE = {"filters": (32, 32, 64, 64), "dense": 128, "dropout": 0.3, "epochs": 4, "batch_size": 128,
+               "learning_rate": 1e-3, "seed": 0, "image_size": 32}
+MNIST_JUDGE_MIN_ACCURACY = 0.99
+
+
+def mnist_judge_network(spec: dict = MNIST_JUDGE) -> keras.Model:
+    """The judge's (untrained) CNN: 32x32x1 in [-1, 1] -> 10 softmax probabilities."""
+    f, seed = spec["filters"], spec["seed"]
+    return keras.Sequential([
+        keras.Input((spec["image_size"], spec["image_size"], 1)),
+        keras.layers.Conv2D(f[0], 3, activation="relu", padding="same"),
+        keras.layers.Conv2D(f[1], 3, activation="relu", padding="same"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(f[2], 3, activation="relu", padding="same"),
+        keras.layers.Conv2D(f[3], 3, activation="relu", padding="same"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(spec["dense"], activation="relu"),
+        keras.layers.Dropout(spec["dropout"], seed=seed),
+        keras.layers.Dense(10, activation="softmax"),
+    ], name="mnist_judge")
+
+
+def mnist_judge_cache_path(cache_dir=None, spec: dict = MNIST_JUDGE):
+    """``<cache_dir>/mnist_judge_<hash of spec>.keras`` (default cache dir as the digit classifier's)."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from . import data
+
+    folder = Path(cache_dir) if cache_dir is not None else Path(data.DEFAULT_DATA_DIR) / "models"
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return folder / f"mnist_judge_{key}.keras"
+
+
+def train_mnist_judge(data_dir=None, spec: dict = MNIST_JUDGE, download: bool = True) -> tuple[keras.Model, float]:
+    """Train the judge on the 60,000 MNIST training images (32x32, :func:`ganhelpers.data.mnist_padded`);
+    returns it and its accuracy on the 10,000 test images. Raises ``RuntimeError`` below
+    :data:`MNIST_JUDGE_MIN_ACCURACY`: a judge that misreads real digits would misjudge generated ones."""
+    import logging
+    import time
+
+    from .data import mnist_padded
+
+    log = logging.getLogger(__name__)
+    keras.utils.set_random_seed(spec["seed"])
+    d = mnist_padded(data_dir, spec["image_size"], 1, download=download)
+    scale = lambda x: x.astype("float32") / 127.5 - 1.0  # noqa: E731
+    model = mnist_judge_network(spec)
+    model.compile(keras.optimizers.Adam(spec["learning_rate"]), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    log.info("training the MNIST judge (%d epochs on 60,000 images; a few minutes on a CPU, once: it is cached)",
+             spec["epochs"])
+    start = time.perf_counter()
+    model.fit(scale(d["x_train"]), d["y_train"], batch_size=spec["batch_size"], epochs=spec["epochs"], verbose=2)
+    accuracy = float(model.evaluate(scale(d["x_test"]), d["y_test"], batch_size=500, verbose=0)[1])
+    log.info("MNIST judge: %.2f%% on the 10,000 test images after %.0f s", 100 * accuracy,
+             time.perf_counter() - start)
+    if accuracy < MNIST_JUDGE_MIN_ACCURACY:
+        raise RuntimeError(f"the MNIST judge scores {accuracy:.2%} on the test set, below "
+                           f"{MNIST_JUDGE_MIN_ACCURACY:.0%}: change MNIST_JUDGE (more epochs) and train again")
+    return model, accuracy
+
+
+def mnist_judge(data_dir=None, cache_dir=None, download: bool = True, spec: dict = MNIST_JUDGE
+                ) -> tuple[keras.Model, float]:
+    """The judge of the ``mnist`` presets, trained by no preset: :func:`train_mnist_judge` once, then
+    kept on disk (``.keras`` plus its test accuracy in a ``.json``) keyed by ``spec``, so every
+    process judges with the very same network. Returns (model, MNIST test accuracy)."""
+    import json
+    import os
+    import tempfile
+
+    from .experiment import atomic_write
+
+    path = mnist_judge_cache_path(cache_dir, spec)
+    if str(path) in _LOADED:
+        return _LOADED[str(path)]
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        _LOADED[str(path)] = (keras.saving.load_model(path, compile=False),
+                              float(json.loads(meta.read_text())["test_accuracy"]))
+        return _LOADED[str(path)]
+    model, accuracy = train_mnist_judge(data_dir, spec, download)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part.keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    atomic_write(meta, json.dumps({"test_accuracy": accuracy, "spec": spec}) + "\n")
+    _LOADED[str(path)] = (model, accuracy)
+    return model, accuracy
+
+
+def mnist_features(data_dir=None, cache_dir=None, download: bool = True):
+    """The judge as a feature network (:class:`ganhelpers.features.DigitFeatures`: its 128-d
+    penultimate layer), for KID and FID on MNIST."""
+    from .features import DigitFeatures
+
+    judge, accuracy = mnist_judge(data_dir, cache_dir, download)
+    return DigitFeatures(judge, accuracy, name=f"mnist-judge-{mnist_judge_cache_path(cache_dir).stem[12:]}")
+
+
+def mnist_learning_check(images, data_dir=None, cache_dir=None, threshold: float = 0.9, kid_subsets: int = 100,
+                         kid_subset_size: int = 1000) -> dict:
+    """The bar of every generator's ``mnist`` preset, over generated images (N, 32, 32, 1) in [-1, 1]
+    (the benchmark passes 1,000):
+
+    * ``confident_fraction``: share whose top class has judge probability >= ``threshold`` (bar 0.8);
+    * ``class_shares``: share of each class 0-9 among all N top classes, and ``classes_in_range``:
+      how many lie between half and twice 1/10 (5%-20%; bar: all 10; mode collapse shows here);
+    * ``kid``, ``kid_std``: KID (:func:`ganhelpers.metrics.kid`) against the 10,000 MNIST test images
+      on the judge's penultimate features, mean and spread over ``kid_subsets`` subsets (its scale
+      is the features': 128-d ReLU activations with norms near 30; 1,000 real training digits score
+      about 1.5, a generator of one class over 100);
+    * ``passes`` (both bars met), ``judge_test_accuracy`` and a one-line ``summary``.
+    """
+    from .data import mnist_padded
+    from .features import extract
+    from .metrics import kid
+
+    features = mnist_features(data_dir, cache_dir)
+    x = np.asarray(images, dtype="float32")
+    report = digit_report(features.classifier, x, threshold)
+    probs = np.concatenate([keras.ops.convert_to_numpy(features.classifier(x[i:i + 250], training=False))
+                            for i in range(0, len(x), 250)])
+    shares = np.bincount(probs.argmax(axis=1), minlength=10) / max(len(x), 1)
+    in_range = int(((shares >= 0.05) & (shares <= 0.20)).sum())
+    test = mnist_padded(data_dir, 32, 1)["x_test"]
+    kid_mean, kid_std = kid(extract(test, features), extract(x, features), num_subsets=kid_subsets,
+                            subset_size=kid_subset_size)
+    passes = report["confident_fraction"] >= 0.8 and in_range == 10
+    report.update(class_shares=[round(float(s), 4) for s in shares], classes_in_range=in_range,
+                  kid=float(kid_mean), kid_std=float(kid_std), judge_test_accuracy=features.accuracy,
+                  passes=bool(passes))
+    report["summary"] = (f"MNIST judge ({features.accuracy:.2%} on the test set): "
+                         f"{report['confident_fraction']:.1%} of {len(x)} samples with p >= {threshold}, "
+                         f"{in_range}/10 classes within 5%-20% (min {shares.min():.1%}, max {shares.max():.1%}), "
+                         f"KID {kid_mean:.4f} ± {kid_std:.4f}: {'passes' if passes else 'does not pass'}")
+    return report

@@ -474,8 +474,27 @@ PGGAN_PRESETS["cpu"] = {
 }
 
 
+# The real MNIST (60,000 training images) grown 4x4 -> 32x32, 28 -> 32 by zero padding 2 pixels a side
+# (ganhelpers.data.mnist_padded; the lower levels are its box-downscaled copies, as the authors' dataset
+# tool makes them). The paper's losses (WGAN-GP lambda 10, drift 1e-3), optimizer (Adam 1e-3, 0, 0.99,
+# eps 1e-8, reset every phase), equalized learning rate, pixelwise norm and minibatch stddev (appendix A);
+# the cpu preset's width (1/8: 64 maps) and batch 32 (the paper's is 16: ours, for CPU throughput); a
+# budget of 16,000 images per fade and per stabilise phase (the paper's 800k, scaled; aimed at 15 minutes
+# on 2 free CPU cores, not yet measured to its end: benchmarks/reproduce.py; docs/mnist_presets_results.md).
+PGGAN_PRESETS["mnist"] = {
+    "experiment": "pggan_mnist",
+    "seed": 0,
+    "data": {"name": "mnist", "image_size": 32, "channels": 1},
+    "network": {"width": 1 / 8, "latent_dim": None, "group_size": 4, "num_fixed": 36},
+    "training": {"fade_images": 16_000, "stabilise_images": 16_000, "batch_sizes": {4: 32, 8: 32, 16: 32, 32: 32},
+                 "learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
+                 "gp_lambda": 10.0, "drift": 1e-3,
+                 "snapshot_every": 100, "checkpoint_every_steps": 500, "keep_checkpoints": 3, "log_every": 50},
+}
+
+
 def pggan_config(preset: str = "full", **overrides) -> dict:
-    """A deep copy of a PGGAN preset (``paper``, ``full``, ``smoke``); keyword arguments replace
+    """A deep copy of a PGGAN preset (``paper``, ``full``, ``cpu``, ``mnist``, ``smoke``); keyword arguments replace
     top-level values or update sections (``pggan_config("smoke", network={"width": 0.125})``)."""
     return {"model": "pggan", **preset_config(PGGAN_PRESETS, preset, "PGGAN", **overrides)}
 
@@ -625,7 +644,8 @@ def read_growth_log(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def load_images(config: dict, data_dir=None, download: bool = True) -> np.ndarray:
-    """uint8 images at the target resolution: TF flowers (downloaded) or the offline digits."""
+    """uint8 images at the target resolution: TF flowers (downloaded), the offline digits, or any dataset
+    of :func:`ganhelpers.data.load` (``mnist``)."""
     d = config["data"]
     if d["name"] == "flowers":
         return data_lib.flowers(data_dir, d["image_size"], download=download)["images"]

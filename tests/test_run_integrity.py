@@ -416,7 +416,7 @@ def test_a_damaged_results_json_is_set_aside(model_data, digits32):
     assert (path.parent / "results.json.damaged-1").read_text() == "{not json"
 
 
-def test_an_unreadable_frame_is_skipped_by_train_and_gif(model_data, digits32, caplog):
+def test_an_unreadable_frame_is_skipped_by_train_and_gif(model_data, digits32, caplog, capsys):
     _train(model_data, digits32, config=_config(epochs=1, snapshot_every=1))
     run_dir = _run_dir(model_data)
     frames = sorted((run_dir / "tmp").glob("step_*.png"))
@@ -428,7 +428,8 @@ def test_an_unreadable_frame_is_skipped_by_train_and_gif(model_data, digits32, c
     assert images.gif_frame_count(gif) == len(list((run_dir / "tmp").glob("step_*.png"))) - 1
     with caplog.at_level(logging.WARNING):
         assert main(["gif", str(run_dir)]) == 0
-    assert "unreadable frame" in caplog.text and frames[1].name in caplog.text
+    said = caplog.text + capsys.readouterr().err  # the command prints the library's warnings on stderr
+    assert "unreadable frame" in said and frames[1].name in said
 
 
 def test_an_empty_config_yaml_is_a_clear_error(model_data, digits32):
@@ -476,8 +477,10 @@ def test_eval_skips_bombs_and_unreadable_files_and_names_a_bad_npz(tmp_path, cap
     with caplog.at_level(logging.WARNING):
         assert main(["eval", str(tmp_path / "real"), str(tmp_path / "fake"), "--features", "none",
                      "--metrics", "kid", "swd"]) == 0
-    assert "bomb.png" in caplog.text and "broken.png" in caplog.text and "skipped 2" in caplog.text
-    assert "KID:" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    said = caplog.text + shown.err  # the command prints the library's warnings on stderr
+    assert "bomb.png" in said and "broken.png" in said and "skipped 2" in said
+    assert "KID:" in shown.out
     (tmp_path / "random.npz").write_bytes(rng.integers(0, 255, 4000, dtype=np.uint8).tobytes())
     with pytest.raises(SystemExit, match="is not a valid .npz"):
         main(["eval", str(tmp_path / "random.npz"), str(tmp_path / "fake"), "--features", "none", "--metrics", "kid"])

@@ -18,6 +18,7 @@ authors' train.py does (``reset_opt_for_new_lod``: whenever floor or ceil of the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -481,16 +482,10 @@ PGGAN_PRESETS["cpu"] = {
 # the cpu preset's width (1/8: 64 maps) and batch 32 (the paper's is 16: ours, for CPU throughput); a
 # budget of 16,000 images per fade and per stabilise phase (the paper's 800k, scaled; aimed at 15 minutes
 # on 2 free CPU cores, not yet measured to its end: benchmarks/reproduce.py; docs/mnist_presets_results.md).
-PGGAN_PRESETS["mnist"] = {
-    "experiment": "pggan_mnist",
-    "seed": 0,
-    "data": {"name": "mnist", "image_size": 32, "channels": 1},
-    "network": {"width": 1 / 8, "latent_dim": None, "group_size": 4, "num_fixed": 36},
-    "training": {"fade_images": 16_000, "stabilise_images": 16_000, "batch_sizes": {4: 32, 8: 32, 16: 32, 32: 32},
-                 "learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
-                 "gp_lambda": 10.0, "drift": 1e-3,
-                 "snapshot_every": 100, "checkpoint_every_steps": 500, "keep_checkpoints": 3, "log_every": 50},
-}
+PGGAN_PRESETS["mnist"] = copy.deepcopy(PGGAN_PRESETS["cpu"])
+PGGAN_PRESETS["mnist"].update(experiment="pggan_mnist", data={"name": "mnist", "image_size": 32, "channels": 1})
+PGGAN_PRESETS["mnist"]["training"].update(fade_images=16_000, stabilise_images=16_000, snapshot_every=100,
+                                          checkpoint_every_steps=500, log_every=50)
 
 
 def pggan_config(preset: str = "full", **overrides) -> dict:

@@ -282,15 +282,23 @@ def test_ctrl_c_saves_a_checkpoint_at_the_current_step(model_data, digits32):
 
 def test_ctrl_c_on_the_command_line_exits_130_with_how_to_resume(model_data):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    # SIGINT as a terminal delivers it: a test runner started in the background (CI) ignores SIGINT,
+    # and children inherit that, so the child gets the default handler back first
     proc = subprocess.Popen([sys.executable, "-m", "ganhelpers", "train", "dcgan", "--root", str(model_data),
                              "--steps", "100000", "--quiet"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=model_data)
-    csv_path = _run_dir(model_data, "default") / "samples" / "losses.csv"
-    deadline = time.monotonic() + 300
-    while not (csv_path.exists() and len(csv_path.read_text().splitlines()) > 2) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+                            stderr=subprocess.PIPE, cwd=model_data,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        csv_path = _run_dir(model_data, "default") / "samples" / "losses.csv"
+        deadline = time.monotonic() + 300
+        while not (csv_path.exists() and len(csv_path.read_text().splitlines()) > 2) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     err = err.decode()
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted at step" in err and "--run default" in err

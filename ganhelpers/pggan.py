@@ -374,12 +374,10 @@ class GrowthLog(keras.callbacks.Callback):
 class PhaseCheckpoint(cb.Checkpoint):
     """``callbacks.Checkpoint`` for one phase: :func:`restore_progress` restores before the phase's
     networks are wired, so ``fit`` must not restore again (the newest checkpoint may belong to the
-    previous phase, whose optimizers have other variables)."""
+    previous phase, whose optimizers have other variables): ``Checkpoint(restore=False)``."""
 
-    def restore_before_fit(self, model):
-        self._setup(model)
-        self._last_saved_step = int(model.step.numpy())
-        return None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, restore=False, **kwargs)
 
 
 def _read_phase(path: str) -> int:

@@ -31,16 +31,33 @@ ALLOWED_STDERR: tuple[str, ...] = (
 )
 # Text that must never reach a reader: TensorFlow's start-up lines and Keras' progress bars (the
 # notebooks train with verbose=2: one line per epoch).
-FORBIDDEN = (r"oneDNN custom operations", r"cuInit", r"This TensorFlow binary is optimized", r"Unable to register cu",
+FORBIDDEN = (r"oneDNN custom operations", r"cuInit", r"absl::InitializeLog", r"Could not find cuda drivers",
+             r"This TensorFlow binary is optimized", r"Unable to register cu",
              r"\d+/\d+ ━", r"\x08")
 # A cell whose source has one of these draws a figure and must show an image.
 FIGURE_MARKERS = ("plt.show()", "display(loss_figure", "display(fig", "display(Image(")
 
 
-def kernel_env() -> dict:
-    """The kernel's environment: this process's (the suite sets no matplotlib backend, so the kernel
-    uses Jupyter's inline one), without the suite's TensorFlow log level (a student has none)."""
-    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+# What this suite sets in its own environment and a student's kernel never has. PYTEST_CURRENT_TEST
+# matters most: ipykernel does not show what a kernel writes to file descriptor 2 (TensorFlow's C++
+# lines) when it finds that variable, so with it a test would not see the red box a student sees.
+SUITE_ONLY = ("TF_CPP_MIN_LOG_LEVEL", "PYTEST_CURRENT_TEST", "PYTEST_VERSION", "PYTEST_XDIST_WORKER")
+
+
+def kernel_env(**changes) -> dict:
+    """The kernel's environment: a student's, i.e. this process's without what the suite sets
+    (:data:`SUITE_ONLY`, and the empty ``CUDA_VISIBLE_DEVICES`` of conftest.py), with ``changes``
+    applied (a value of None removes a variable). No matplotlib backend is set, so the kernel uses
+    Jupyter's inline one."""
+    env = {k: v for k, v in os.environ.items() if k not in SUITE_ONLY}
+    if env.get("CUDA_VISIBLE_DEVICES") == "":
+        del env["CUDA_VISIBLE_DEVICES"]
+    for k, v in changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
 
 
 def parameter_cell(parameters: dict) -> nbformat.NotebookNode:
@@ -51,29 +68,39 @@ def parameter_cell(parameters: dict) -> nbformat.NotebookNode:
 class Kernel:
     """One kernel running ``notebooks/<name>`` (a context manager); see the module docstring."""
 
-    def __init__(self, name: str, timeout: int = 600):
+    def __init__(self, name: str, timeout: int = 600, *, path: Path | None = None, cwd: Path | None = None,
+                 env: dict | None = None, kernel_name: str = "python3"):
+        """``name`` in ``notebooks/``, or the notebook at ``path``; the kernel starts in ``cwd``
+        (default: the notebook's folder) with ``env`` (default: :func:`kernel_env`)."""
         from nbclient import NotebookClient
 
         self.name = name
-        self.source = nbformat.read(NOTEBOOKS / name, as_version=4)
+        self.path = Path(path) if path else NOTEBOOKS / name
+        self.source = nbformat.read(self.path, as_version=4)
         self.executed = nbformat.v4.new_notebook(metadata=copy.deepcopy(self.source.metadata))
-        self.client = NotebookClient(self.executed, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+        self.client = NotebookClient(self.executed, timeout=timeout, kernel_name=kernel_name,
+                                     resources={"metadata": {"path": str(cwd or self.path.parent)}})
+        self.env = kernel_env() if env is None else env
         self._context = None
         self._passes = 0
 
     def __enter__(self) -> Kernel:
-        self._context = self.client.setup_kernel(env=kernel_env())
+        self._context = self.client.setup_kernel(env=self.env)
         self._context.__enter__()
         return self
 
     def __exit__(self, *exc):
         return self._context.__exit__(*exc)
 
-    def run(self, source: str) -> nbformat.NotebookNode:
-        """Execute one extra cell (a test's probe) and return it with its outputs."""
+    def run(self, source: str, allow_errors: bool = False) -> nbformat.NotebookNode:
+        """Execute one extra cell (a test's probe) and return it with its outputs (an error output
+        too, with ``allow_errors``; else an error raises ``CellExecutionError``)."""
         cell = nbformat.v4.new_code_cell(source)
-        return self._execute([cell])[0]
+        self.client.allow_errors = allow_errors
+        try:
+            return self._execute([cell])[0]
+        finally:
+            self.client.allow_errors = False
 
     def run_all(self, **parameters) -> list[nbformat.NotebookNode]:
         """Every cell, with ``parameters`` injected after the ``parameters`` cell; returns the

@@ -139,12 +139,16 @@ def test_repository_is_named_in_one_place_and_everything_agrees():
     readme = dict((nb, repo) for repo, nb in badge.findall((ROOT / "README.md").read_text()))
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))
     assert sorted(readme) == [p.name for p in paths] and set(readme.values()) == {repository}
+    setups = set()
     for path in paths:
         nb = nbformat.read(path, 4)
         text = "\n".join(c.source for c in nb.cells)
+        setups |= {c.source for c in nb.cells if "REPOSITORY = " in c.source}
+        assert "DRIVE_COPY = None" in next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         assert badge.findall(nb.cells[0].source) == [(repository, path.name)], path.name
         assert re.findall(r'^REPOSITORY = "([^"]*)"', text, re.M) == [repository], path.name
         assert nb.metadata.get("accelerator") == "GPU", path.name
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
         assert not any(c.get("outputs") or c.get("execution_count") for c in nb.cells if c.cell_type == "code"), \
             f"{path.name} is committed with outputs"
+    assert len(setups) == 1  # one setup cell, the same in every notebook (tests/test_colab.py runs it)

@@ -28,6 +28,14 @@ def _train(args) -> int:
     from .experiment import DEFAULT_ROOT, open_run
     from .run import model_kind, set_value, train
 
+    strategy = None
+    if args.strategy or args.devices:
+        from .distribute import make_strategy  # before TensorFlow runs anything: it may split the CPU
+
+        try:
+            strategy = make_strategy(args.strategy, args.devices)
+        except (ValueError, RuntimeError) as err:
+            raise SystemExit(f"error: --strategy/--devices: {err}") from None
     kind = model_kind(args.model)
     if args.preset not in kind.presets:
         raise SystemExit(f"{args.model} has no preset {args.preset!r}; presets: {', '.join(kind.presets)}")
@@ -54,9 +62,10 @@ def _train(args) -> int:
     run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)  # refuses a changed model
     _print_run(run, kind.name)
     result = train(config, run_name, run=run, steps=args.steps, data_dir=args.data_dir,
-                   download=not args.no_download, verbose=2 if args.quiet else "auto")
+                   download=not args.no_download, verbose=2 if args.quiet else "auto", strategy=strategy)
     r = result.results
-    print(f"trained to step {r['step']} (epoch {r['epoch']}) in {r['train_seconds']:.0f} s in all")
+    print(f"trained to step {r['step']} (epoch {r['epoch']}) in {r['train_seconds']:.0f} s in all"
+          + (f" on {r['replicas']} replicas ({r['strategy']})" if r.get("replicas", 1) > 1 else ""))
     _print_run(result.run, kind.name)
     return 0
 
@@ -171,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="where datasets are downloaded and cached")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading a missing dataset")
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument("--devices", type=_number(int, 1, False, "--devices"), default=None,
+                   help="train on N devices (MirroredStrategy): N GPUs, or N logical CPU devices without a GPU")
+    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default=None,
+                   help="tf.distribute strategy (default: mirrored when --devices > 1, else one device); "
+                   "tpu: a Colab TPU (untested on hardware)")
     p.set_defaults(fn=_train)
 
     p = sub.add_parser("demo", help="train a DCGAN on the offline digits (a few minutes on CPU)")

@@ -63,6 +63,39 @@ def strategy(kind: str = "auto", devices=None) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+STRATEGIES = ("default", "mirrored", "tpu")
+
+
+def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.distribute.Strategy:
+    """The strategy of ``python -m ganhelpers train --strategy KIND --devices N`` (and of the
+    notebooks' ``DEVICES``): ``mirrored`` over the first ``devices`` GPUs, or, on a machine without
+    GPUs, over ``devices`` logical CPU devices (to try it on a laptop: no faster, the same
+    arithmetic); ``tpu``: a Colab TPU (untested on hardware here); ``default``: one device.
+    ``kind=None`` means ``mirrored`` when ``devices`` > 1, else ``default``. Call it before
+    TensorFlow runs anything (logical devices are fixed at its first operation)."""
+    if devices is not None and (not isinstance(devices, int) or isinstance(devices, bool) or devices < 1):
+        raise ValueError(f"devices must be a whole number >= 1, got {devices!r}")
+    kind = kind or ("mirrored" if devices and devices > 1 else "default")
+    if kind not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {kind!r}")
+    if kind == "default":
+        if devices and devices > 1:
+            raise ValueError(f"the default strategy trains on one device, not {devices}: use --strategy mirrored")
+        return tf.distribute.get_strategy()
+    if kind == "tpu":
+        return strategy("tpu")
+    gpus = tf.config.list_physical_devices("GPU")
+    n = devices or max(1, len(gpus))
+    if gpus:
+        if n > len(gpus):
+            raise ValueError(f"devices={n} but this machine has {len(gpus)} GPU(s)")
+        names = [f"/gpu:{i}" for i in range(n)]
+    else:
+        names = split_cpu(n)[:n]
+    log.info("MirroredStrategy over %d %s: %s", n, "GPUs" if gpus else "logical CPU devices", ", ".join(names))
+    return tf.distribute.MirroredStrategy(names)
+
+
 def synchronize_batchnorm(model: keras.Model) -> keras.Model:
     """A copy of the functional ``model`` whose BatchNormalization layers are synchronised across
     replicas (global batch statistics), with the same weights. Build it inside ``strategy.scope()``."""

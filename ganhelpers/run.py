@@ -278,17 +278,26 @@ def restore(model, run: Run, config: dict | None = None, kind: ModelKind | None 
     return cb.Checkpoint(run).restore_before_fit(model)
 
 
+def strategy_name(strategy) -> str:
+    """``MirroredStrategy``, ``TPUStrategy``, ...; ``default`` for TensorFlow's one-device strategy."""
+    name = type(strategy).__name__
+    return "default" if name == "_DefaultDistributionStrategy" else name
+
+
 def train(config: dict, run_name: str = "default", *, root=None, steps: int | None = None, data=None,
           data_dir=None, download: bool = True, fresh: bool = False, verbose="auto", callbacks=(),
-          tensorboard: bool = True, run: Run | None = None) -> RunResult:
+          tensorboard: bool = True, run: Run | None = None, strategy=None) -> RunResult:
     """Train ``config`` (its ``model`` names the paper) into ``<root>/<experiment>/<run_name>/``.
 
     Re-running the same run resumes it (from the newest checkpoint, also after a disconnect in a
     fresh kernel). ``steps`` sets the total budget in train steps (default: the config's); ``data``
     skips loading (a dict as the kind's ``load_data`` returns); ``download`` lets a real dataset
     download the first time; ``fresh`` deletes the run and starts again; ``callbacks`` are added
-    after the standard and the model's own. Returns :class:`RunResult` (model, run, history,
-    results) and always merges ``results.json``.
+    after the standard and the model's own. ``strategy`` (a ``tf.distribute.Strategy``, e.g.
+    ``distribute.strategy("mirrored")``) trains on several devices: the model, its optimizers, RNG and
+    metrics are built in its scope and ``fit`` splits each global batch (the config's batch size)
+    over its replicas; ``results.json`` records ``replicas`` and ``strategy``. Returns
+    :class:`RunResult` (model, run, history, results) and always merges ``results.json``.
     """
     kind = model_kind(config)
     config = validate_config(dict(config, model=kind.name))
@@ -299,7 +308,14 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     seed_everything(config.get("seed", 0))
     if data is None:
         data = kind.load_data(config, data_dir, download)
-    model = kind.build(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = int(strategy.num_replicas_in_sync)
+    batch = config.get("data", {}).get("batch_size")
+    if replicas > 1 and isinstance(batch, int) and batch % replicas:
+        raise ConfigError(f"data.batch_size {batch} does not split into {replicas} equal replica shares: "
+                          f"choose a multiple of {replicas} (--set data.batch_size=...)")
+    with strategy.scope():
+        model = kind.build(config)
 
     monitors = []
 
@@ -310,7 +326,8 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
         return (list(kind.callbacks(run, config, model, data)) + monitors
                 + standard_callbacks(run, config, tensorboard) + list(callbacks))
 
-    restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
+    with strategy.scope():
+        restored = restore(model, run, kind=kind)  # resume: weights, optimizers, step, epoch, RNG
     if restored:
         apply_learning_rates(model, config)  # a learning rate changed in the config wins over the restored one
         rewind_history(run, int(model.step.numpy()))
@@ -324,7 +341,8 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     ctx = Context(kind, config, run, model, data, make_callbacks, total, verbose)
     start = time.perf_counter()
     try:
-        history = (kind.fit or fit_steps)(ctx)
+        with strategy.scope():
+            history = (kind.fit or fit_steps)(ctx)
     except KeyboardInterrupt:
         step = int(model.step.numpy())
         saved = _save_now(run, config, model)
@@ -357,7 +375,6 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     final = {}
     if history is not None and getattr(history, "history", None):
         final = {k: float(v[-1]) for k, v in history.history.items() if v}
-    batch = config.get("data", {}).get("batch_size")
     step = int(model.step.numpy())
     results = {
         "model": kind.name, "run": run.name, "experiment": run.experiment, "step": step,
@@ -367,6 +384,7 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
         "train_seconds": float(previous.get("train_seconds", 0.0)) + seconds,
         "final_losses": final or previous.get("final_losses", {}),
         "resumed_from": restored,
+        "replicas": replicas, "strategy": strategy_name(strategy),
     }
     results.update(kind.finish(run, config, model, data))
     results = run.update_results(results)

@@ -238,13 +238,42 @@ class WGAN(GAN):
         self.n_critic.assign(critic_iterations_tf(self.generator_iteration, **self.schedule))
         return g_loss, tf.constant(1.0)
 
-    def train_step(self, data):
+    def make_train_function(self, force=False):
+        """On one device, Keras' own. Under a strategy with several replicas the generator update
+        cannot sit in a ``tf.cond`` of the replicated step (an optimizer update there is a
+        cross-replica synchronisation inside control flow, which ``tf.distribute`` refuses), so the
+        step is compiled twice, with and without the generator update, and the choice (the same on
+        every replica: the schedule's variables are mirrored) is made between steps on the host."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.distribute_strategy.num_replicas_in_sync == 1:
+            return super().make_train_function(force)
+        if self.steps_per_execution != 1:
+            raise ValueError("WGAN under a multi-replica strategy trains one step per execution "
+                             f"(steps_per_execution=1), got {self.steps_per_execution}")
+        with_generator = self._make_function(lambda data: self.train_step(data, generator_update=True))
+        critic_only = self._make_function(lambda data: self.train_step(data, generator_update=False))
+
+        def train_function(iterator):
+            update = bool((self.critic_iter >= self.n_critic).numpy())
+            return (with_generator if update else critic_only)(iterator)
+
+        self.train_function = train_function
+        return train_function
+
+    def train_step(self, data, generator_update=None):
         real = real_images(data)
         n = tf.shape(real)[0]
 
-        # 1. The generator update, once the critic has had its n_critic iterations.
-        g_loss, g_weight = tf.cond(self.critic_iter >= self.n_critic, lambda: self.generator_update(n),
-                                   lambda: (tf.constant(0.0), tf.constant(0.0)))
+        # 1. The generator update, once the critic has had its n_critic iterations (decided here on
+        # one device; by make_train_function, as ``generator_update``, under a multi-replica strategy).
+        if generator_update is None:
+            g_loss, g_weight = tf.cond(self.critic_iter >= self.n_critic, lambda: self.generator_update(n),
+                                       lambda: (tf.constant(0.0), tf.constant(0.0)))
+        elif generator_update:
+            g_loss, g_weight = self.generator_update(n)
+        else:
+            g_loss, g_weight = tf.constant(0.0), tf.constant(0.0)
 
         # 2. One critic iteration on this batch (G runs forward only).
         fake = self.generator(self.sample_noise(n), training=True)

@@ -18,6 +18,7 @@ with the same noise. Two choices make that an exact comparison:
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,5 +111,89 @@ def test_fit_runs_under_mirrored_strategy(result):
     assert all(0.0 < v < 10.0 for k, v in losses.items() if "loss" in k)
 
 
+def _every_kind(root: str) -> dict:
+    """Every model kind's smoke preset trained through ``run.train`` on 2 logical CPU devices, and the
+    SGAN run that one device started (``moved``) continued on 2."""
+    from ganhelpers import distribute
+
+    strategy = distribute.make_strategy(devices=2)
+    from ganhelpers import run
+
+    out = {}
+    for name in run.model_names():
+        r = run.train(run.model_kind(name).config("smoke"), "two", root=root, strategy=strategy, verbose=0).results
+        out[name] = {k: r.get(k) for k in ("step", "replicas", "strategy", "final_losses")}
+    moved = run.train(run.model_kind("sgan").config("smoke"), "moved", root=root, strategy=strategy, verbose=0)
+    out["sgan-moved"] = {k: moved.results.get(k) for k in ("step", "replicas", "resumed_from")}
+    return out
+
+
+def _subprocess(*argv, timeout=900):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, f"{argv} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_device_counts(tmp_path):
+    import numpy as np
+
+    from ganhelpers import run
+
+    root = tmp_path / "model_data"
+    # one device -> two: an SGAN run started here (one CPU device) to step 10 ...
+    sgan = run.model_kind("sgan").config("smoke")
+    started = run.train(sgan, "moved", root=root, steps=10, verbose=0)
+    assert started.results["replicas"] == 1
+    started.run.release()  # this process is done with the run: the next process may take it
+    proc = _subprocess(str(Path(__file__).resolve()), "every-kind", str(root))
+    kinds = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)][-1][len(RESULT_TAG):])
+    for name in run.model_names():
+        assert kinds[name]["replicas"] == 2 and kinds[name]["strategy"] == "MirroredStrategy", name
+        assert kinds[name]["step"] > 0 and kinds[name]["final_losses"], name
+        assert all(np.isfinite(v) for v in kinds[name]["final_losses"].values()), kinds[name]
+        results = json.loads((root / run.model_kind(name).experiment(run.model_kind(name).config("smoke")) / "two"
+                              / "results.json").read_text())
+        assert results["replicas"] == 2 and results["strategy"] == "MirroredStrategy"
+    # ... continued on two devices from its checkpoint
+    assert kinds["sgan-moved"]["replicas"] == 2 and Path(kinds["sgan-moved"]["resumed_from"]).name == "ckpt-10"
+    assert kinds["sgan-moved"]["step"] > 10
+
+    # two devices -> one: the command line's --devices 2 to step 10, then one device to the budget
+    proc = _subprocess("-m", "ganhelpers", "train", "dcgan", "--devices", "2", "--steps", "10", "--run", "back",
+                       "--root", str(root), "--quiet")
+    assert "trained to step 10 (epoch " in proc.stdout and "on 2 replicas (MirroredStrategy)" in proc.stdout
+    back = run.train(run.model_kind("dcgan").config("smoke"), "back", root=root, verbose=0)
+    assert back.results["replicas"] == 1 and back.results["strategy"] == "default"
+    assert Path(back.results["resumed_from"]).name == "ckpt-10" and back.results["step"] == 28
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--devices", "0"], "--devices must be >= 1, got 0"),
+    (["--devices", "-2"], "--devices must be >= 1, got -2"),
+    (["--devices", "two"], "--devices takes a whole number, got 'two'"),
+    (["--strategy", "ring"], "argument --strategy: invalid choice: 'ring'"),
+])
+def test_devices_and_strategy_options_refuse_bad_values_naming_the_option(argv, message, capsys, tmp_path):
+    from ganhelpers.__main__ import main
+
+    with pytest.raises(SystemExit) as raised:
+        main(["train", "dcgan", "--root", str(tmp_path), *argv])
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_default_strategy_on_two_devices_is_a_clear_error(tmp_path):
+    from ganhelpers.__main__ import main
+
+    with pytest.raises(SystemExit, match=r"error: --strategy/--devices: the default strategy trains on one "
+                                         r"device, not 2: use --strategy mirrored"):
+        main(["train", "dcgan", "--root", str(tmp_path), "--strategy", "default", "--devices", "2"])
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 if __name__ == "__main__":
-    print(RESULT_TAG + json.dumps(_equivalence_and_fit()), flush=True)
+    if sys.argv[1:2] == ["every-kind"]:
+        print(RESULT_TAG + json.dumps(_every_kind(sys.argv[2])), flush=True)
+    else:
+        print(RESULT_TAG + json.dumps(_equivalence_and_fit()), flush=True)

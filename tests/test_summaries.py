@@ -37,10 +37,12 @@ def _sessions(run):
 
 
 def _tensorboard(root):
-    """TensorBoard's backend over ``root``: its run names and the HParams tab's experiment."""
+    """TensorBoard's backend over ``root``: its run names, the HParams tab's experiment and the Custom
+    Scalars tab's layout (merged over the runs)."""
     from tensorboard import context
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.custom_scalar import custom_scalars_plugin
     from tensorboard.plugins.hparams import backend_context
 
     mux = plugin_event_multiplexer.EventMultiplexer()
@@ -51,7 +53,8 @@ def _tensorboard(root):
     hparams, ctx = backend_context.Context(tb), context.RequestContext()
     experiment = hparams.experiment_from_metadata(ctx, "", True, hparams.hparams_metadata(ctx, ""),
                                                   hparams.hparams_from_data_provider(ctx, "", limit=None))
-    return sorted(mux.Runs()), experiment
+    layout = json.loads(custom_scalars_plugin.CustomScalarsPlugin(tb).layout_impl(ctx, ""))
+    return sorted(mux.Runs()), experiment, layout
 
 
 def test_a_run_is_one_tensorboard_run_with_its_losses_chart_hparams_and_learning_check(model_data):
@@ -90,8 +93,10 @@ def test_a_run_is_one_tensorboard_run_with_its_losses_chart_hparams_and_learning
     assert [s for s, _ in tags["results/images_seen"]] == [4, 8]  # at the end of each session
 
     # what TensorBoard lists: a run each, the differing hyperparameter first, the headline first
-    runs, experiment = _tensorboard(model_data)
+    runs, experiment, layout = _tensorboard(model_data)
     assert runs == ["dcgan_smoke/a/logs", "dcgan_smoke/b/logs"]
+    assert layout == {"version": 0, "category": [{"title": "losses", "closed": False, "chart": [  # both runs
+        {"title": "losses (dcgan)", "multiline": {"tag": [f"^{t}$" for t in LOSS_CHARTS["dcgan"]]}}]}]}
     differing = [h.name for h in experiment.hparam_infos if h.differs]
     assert differing == ["training.d_lr"] and experiment.hparam_infos[0].name == "training.d_lr"
     metrics = [m.name.tag for m in experiment.metric_infos]

@@ -85,6 +85,7 @@ def test_train_then_sample_gif_and_fid_on_every_model(model, tmp_path, capsys, r
         assert "Headline/baseline_test_accuracy" in tags and "results/train_seconds" in tags
     if model == "dogs":
         assert len(tags["metrics/fid"]) == config["training"]["epochs"]
+        assert tags["Headline/fid"] == [(results["step"], pytest.approx(results["fid"]))]  # the final figure
     if model == "pggan":
         assert len(tags["schedule/alpha"]) == len(rows)
 

@@ -82,9 +82,7 @@ def _demo(args) -> int:
     if not args.no_check:
         from .evaluate import learning_check
 
-        report = learning_check(model)
-        run.update_results({"step": int(model.step.numpy()), "digit_report": report,
-                            "classifier_holdout_accuracy": report["classifier_holdout_accuracy"]})
+        report = learning_check(model, run=run)  # into results.json (learning_check) and TensorBoard
         print(report["summary"])
     print(f"run folder: {run.dir}")
     print(f"GIF:        {gif_path(run)}")

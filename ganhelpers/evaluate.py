@@ -112,18 +112,48 @@ def cached_digit_classifier(cache_dir=None, image_size: int = 32, channels: int 
     return model, accuracy
 
 
-def learning_check(model, num_samples: int = 500, seed: int = 0, cache_dir=None) -> dict:
+def learning_check(model, num_samples: int = 500, seed: int = 0, cache_dir=None, run=None) -> dict:
     """The demo's learning check for any generator of digits: :func:`digit_report` of
     ``model.sample(num_samples, seed)`` by the cached digit classifier at the samples' size, plus
-    ``classifier_holdout_accuracy`` and a one-line ``summary`` to print."""
+    ``classifier_holdout_accuracy``, the model's ``step`` and a one-line ``summary`` to print.
+    With ``run`` (the run, or its folder) it is also recorded there (:func:`record_learning_check`)."""
     samples = model.sample(num_samples, seed=seed)
     classifier, accuracy = cached_digit_classifier(cache_dir, samples.shape[1], samples.shape[-1])
     report = digit_report(classifier, samples)
     report["classifier_holdout_accuracy"] = accuracy
+    report["step"] = int(model.step.numpy()) if hasattr(model, "step") else None
     report["summary"] = (f"learning check: {report['confident_fraction']:.0%} of {report['num_images']} samples are "
                          f"digits to a classifier (p >= {report['threshold']}; it scores {accuracy:.1%} on held-out "
                          f"real digits), covering {report['classes_covered']}/10 classes")
+    if run is not None:
+        record_learning_check(run, report)
     return report
+
+
+def record_learning_check(run, check: dict, step: int | None = None) -> dict:
+    """Write a learning check (:func:`learning_check`'s dict) into the run folder ``run`` (a
+    :class:`~ganhelpers.experiment.Run` or its path): ``results.json`` gets it whole as
+    ``learning_check`` (with its ``step``), and TensorBoard the scalars
+    ``Headline/learning_check`` (the confident fraction) and ``Headline/learning_check_classes``
+    (classes covered) at ``step`` (default: the check's, i.e. the model's final step). The folder is
+    checked for links first and written under the run's lock (atomic results.json). Returns the
+    merged results."""
+    from pathlib import Path
+
+    from . import summaries
+    from .experiment import Run, check_run_folder
+
+    if not isinstance(run, Run):
+        folder = Path(run)
+        run = Run(dir=folder, experiment=folder.parent.name, name=folder.name)
+    step = int(step if step is not None else check.get("step") or 0)
+    check_run_folder(run.dir)
+    with run.lock():
+        results = run.update_results({"learning_check": {**check, "step": step}})
+        summaries.scalars(run, {"Headline/learning_check": check["confident_fraction"],
+                                "Headline/learning_check_classes": check["classes_covered"]}, step)
+        summaries.close(run)
+    return results
 
 
 # -- the judge of the mnist presets -----------------------------------------------------------------

@@ -565,7 +565,7 @@ class FIDMonitor(keras.callbacks.Callback):
     """Every ``every_n_epochs`` epochs: FID of ``num_samples`` generated images against
     ``real_stats`` (a (mu, sigma) tuple or an .npz path).
 
-    Logs the scalar ``metrics/fid`` to TensorBoard (the run's train writer, step = epochs completed), adds ``fid``
+    Logs the scalar ``metrics/fid`` to TensorBoard (the run's writer, step = epochs completed), adds ``fid``
     to the epoch logs, and merges into ``results.json``: ``fid`` (latest), ``fid_history``
     ([[epochs completed, value], ...], kept across resumes), ``fid_extractor`` and ``fid_note``
     (the random-weights warning, else ""). Samples come from ``model.generate(n)`` or

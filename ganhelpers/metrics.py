@@ -573,7 +573,7 @@ class MetricsMonitor(keras.callbacks.Callback):
     offline network); the real features are computed once (and cached in ``cache_path``, an
     ``.npz``, if given: see :func:`features_cache_path`). Each value is
 
-    * logged as the TensorBoard scalar ``metrics/<name>`` (the run's train writer, step = epochs
+    * logged as the TensorBoard scalar ``metrics/<name>`` (the run's writer, step = epochs
       completed; SWD's levels also as ``metrics/swd_<side>px``),
     * merged into ``results.json``: ``<name>`` (latest), ``<name>_history`` ([[epoch, value], ...],
       kept across resumes), plus ``kid_std``, ``swd_levels``, ``metrics_network``, ``metrics_note``,
@@ -646,7 +646,7 @@ class MetricsMonitor(keras.callbacks.Callback):
         values = self.evaluate()
         scalars = {f"metrics/{name}": values[name] for name in self.names}
         scalars.update({f"metrics/swd_{side}px": v for side, v in values.get("swd_levels", {}).items()})
-        summaries.scalars(self.run, scalars, step)  # the run's train writer, never dropped
+        summaries.scalars(self.run, scalars, step)  # the run's writer, never dropped
         summaries.flush(self.run)
         update = {}
         for name in self.names:

@@ -629,7 +629,7 @@ def read_growth_log(run: Run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     ``{name: (steps, values)}`` sorted by step (the latest value wins when a resumed run logged a
     step twice)."""
     series: dict[str, dict[int, float]] = {}
-    for tag, points in summaries.read_scalars(run.logs / "train").items():
+    for tag, points in summaries.read_scalars(run.logs).items():
         if tag.startswith("schedule/"):
             for step, value in points:
                 series.setdefault(tag[len("schedule/"):], {})[step] = value

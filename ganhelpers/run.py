@@ -9,7 +9,7 @@
    fetches a real dataset the first time, on Colab), 4. build the model from the config's
    ``model`` (:data:`MODELS`), 5. assemble the standard callbacks plus the model's own, 6. restore
    the newest checkpoint (explicitly, here), 7. fit until the budget (the config's, or ``steps``),
-   8. merge the run's figures into ``results.json`` and TensorBoard's HParams.
+   8. merge the run's figures into ``results.json`` and TensorBoard (``Headline/*``, ``results/*``).
 
 A paper module contributes one :class:`ModelKind`: how to build its model, load its data, make
 its ``tf.data`` pipeline, the training budget in steps, its own callbacks and its final figures.
@@ -388,10 +388,8 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     }
     results.update(kind.finish(run, config, model, data))
     results = run.update_results(results)
-    if tensorboard:
-        figures = {f"results/{k}": v for k, v in results.items()
-                   if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("step", "epoch")}
-        summaries.scalars(run, figures, step)
+    if tensorboard:  # the final figures at the final step: Headline/* (FID, KID, test accuracy), results/*
+        summaries.scalars(run, summaries.result_scalars(results), step)
     summaries.close(run)  # snapshots and the papers' logs write through it with tensorboard=False too
     return RunResult(model, run, history, results)
 

@@ -22,10 +22,12 @@ def test_demo_sample_and_gif_commands(tmp_path, capsys, monkeypatch):
 
     smoke = dcgan.dcgan_config("smoke")
     monkeypatch.setitem(dcgan.DCGAN_PRESETS, "demo", smoke)  # a tiny network: this tests the plumbing
-    assert main(["demo", "--run", "cli", "--steps", "12", "--root", str(tmp_path), "--quiet", "--no-check"]) == 0
+    assert main(["demo", "--run", "cli", "--steps", "12", "--root", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     run = tmp_path / "dcgan_smoke" / "cli"
     assert f"run folder: {run}" in out and f"tensorboard --logdir {run / 'logs'}" in out
+    check = json.loads((run / "results.json").read_text())["learning_check"]  # the line printed, at step 12
+    assert check["step"] == 12 and check["summary"] + "\n" in out and check["summary"].startswith("learning check: ")
     assert main(["sample", str(run), "-n", "5", "-o", str(tmp_path / "singles")]) == 0
     singles = sorted((tmp_path / "singles").glob("sample_*.png"))
     assert len(singles) == 5 and images.read_png(singles[0]).shape == (32, 32)
@@ -67,11 +69,11 @@ def test_demo_survives_kill_9_and_learns_digits(tmp_path):
     assert proc.returncode == 0, log
     assert f"resumed from {ckpts / 'ckpt-'}{done_before[-1]} at step {done_before[-1]}" in log
     results = json.loads((tmp_path / "dcgan_digits" / "kill" / "results.json").read_text())
-    report = results["digit_report"]
+    report = results["learning_check"]
     # Figures measured on this machine are in the README; these bounds say "recognisable digits".
     assert report["confident_fraction"] >= 0.5, report
     assert report["classes_covered"] >= 8, report
-    assert results["classifier_holdout_accuracy"] >= 0.95
+    assert report["classifier_holdout_accuracy"] >= 0.95
 
 
 def test_digit_report_on_real_and_noise_images():

@@ -354,7 +354,7 @@ def test_fid_monitor_logs_to_tensorboard_results_and_epoch_logs(model_data):
     from ganhelpers import summaries
 
     summaries.close(run)
-    logged = summaries.read_scalars(run.logs / "train")["metrics/fid"]
+    logged = summaries.read_scalars(run.logs)["metrics/fid"]
     assert [s for s, _ in logged] == [8, 16]  # the model's step at the ends of epochs 2 and 4 (4 steps each)
     assert [v for _, v in logged] == pytest.approx([h[1] for h in results["fid_history"]])
 

@@ -43,6 +43,8 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         assert "step 28, " in text
         [check] = learning_checks(cells)  # the digit classifier on 500 samples of G
         assert re.match(r"learning check: \d+% of 500 samples are digits .* covering \d+/10 classes$", check), check
+        assert results(run_dir)["learning_check"]["summary"] == check  # recorded as printed, at step 28
+        assert results(run_dir)["learning_check"]["step"] == 28
 
         # Exercise 1 as written: no label noise under a new RUN_NAME, then Run all.
         cells = k.run_all(**smoke(tmp_path, RUN_NAME="no_noise", CHANGES={"training": {"label_noise": None}}))
@@ -62,11 +64,12 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         cells = k.run_all(**smoke(tmp_path))
         shown = check_outputs(cells)
         assert shown["figures"] == 6  # init weights, schedule, data, curves, samples + histograms, GIFs
-        assert [line.split(": learning check: ")[0] for line in learning_checks(cells)] == \
-            ["WGAN (weight clipping)", "WGAN-GP"]
-        for variant in ("clip", "gp"):
+        checks = learning_checks(cells)
+        assert [line.split(": learning check: ")[0] for line in checks] == ["WGAN (weight clipping)", "WGAN-GP"]
+        for variant, line in zip(("clip", "gp"), checks, strict=True):
             run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
             assert results(run)["generator_iterations"] == 6
+            assert "learning check: " + line.split(": learning check: ")[1] == results(run)["learning_check"]["summary"]
         # Exercise 2 as written, with the clipped critic only (MODELS = ["clip"], as the exercises suggest).
         schedule = {"warmup_generator_iterations": 0, "warmup_n_critic": 5, "every": 0, "n_critic": 5}
         cells = k.run_all(**smoke(tmp_path, RUN_NAME="always5", MODELS=["clip"],
@@ -110,6 +113,7 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         assert (r["phase"] + 1, r["resolution"], r["alpha"]) == (r["phases"], 16, 1.0)
         [check] = learning_checks(cells)  # the final resolution was reached: the check runs (at 16x16)
         assert re.match(r"learning check: \d+% of 500 samples are digits", check), check
+        assert r["learning_check"]["summary"] == check and r["learning_check"]["step"] == r["step"]
         assert r["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png", "level_0016x0016.png"]
         # Exercise 2 as written: minibatch stddev off.
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))

@@ -55,23 +55,20 @@ def test_train_then_sample_gif_and_fid_on_every_model(model, tmp_path, capsys, r
     assert set(results["final_losses"]) >= {n for n in model_kind(model).build(config).metric_names
                                             if n != "generator_loss"}
 
-    # TensorBoard: one folder per kind of data, the HParams session in logs/, and the same step
+    # TensorBoard: every event file in logs/ itself (one TensorBoard run), and the same step
     # points as losses.csv for every reported value.
     logs = run / "logs"
-    assert {p.name for p in logs.iterdir() if p.is_dir()} >= {"train", "images"}
-    assert list(logs.glob("events.out.tfevents.*"))
+    assert {p.parent for p in run.rglob("events.out.tfevents.*")} == {logs}
     tags = summaries.read_scalars(logs)
     rows = csv_rows(run / "samples" / "losses.csv")
     header = (run / "samples" / "losses.csv").read_text().splitlines()[0].split(",")
     assert len(rows) > 0
+    groups = model_kind(model).build(config).metric_groups
     for i, name in enumerate(header[1:], 1):
-        points = [t for t in tags if t.endswith("/" + name) and not t.startswith("epoch/")]
-        if not points:
-            points = [t for t in tags if t.startswith("wasserstein/") and name == "wasserstein"
-                      and not t.startswith("epoch/")]
-        assert len(points) == 1, (name, sorted(tags))
+        tag = summaries.tag_for(name, groups)  # losses/g_loss, wasserstein/critic_iteration ...
         filled = [r.split(",")[i] for r in rows if r.split(",")[i] != ""]
-        assert len(tags[points[0]]) == len(filled) > 0, (name, points[0])
+        assert len(tags[tag]) == len(filled) > 0, (name, tag)
+    assert not [t for t in tags if t.startswith("epoch/")]
     assert "learning_rate/discriminator" in tags and "learning_rate/generator" in tags
 
     if model in ("wgan", "wgan-gp"):
@@ -84,9 +81,11 @@ def test_train_then_sample_gif_and_fid_on_every_model(model, tmp_path, capsys, r
         assert "losses/generator_loss" in tags and 0.0 not in [v for _, v in tags["losses/generator_loss"]]
     if model == "sgan":
         assert len(tags["metrics/test_accuracy"]) == config["training"]["epochs"]
-        assert "results/sgan_test_accuracy" in tags and "results/baseline_test_accuracy" in tags
+        assert [v for _, v in tags["Headline/test_accuracy"]] == pytest.approx([results["sgan_test_accuracy"]])
+        assert "Headline/baseline_test_accuracy" in tags and "results/train_seconds" in tags
     if model == "dogs":
         assert len(tags["metrics/fid"]) == config["training"]["epochs"]
+        assert tags["Headline/fid"] == [(results["step"], pytest.approx(results["fid"]))]  # the final figure
     if model == "pggan":
         assert len(tags["schedule/alpha"]) == len(rows)
 

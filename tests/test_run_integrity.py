@@ -453,17 +453,17 @@ def test_an_empty_config_yaml_is_a_clear_error(model_data, digits32):
 
 def test_an_event_file_cut_short_is_read_up_to_the_cut(model_data, digits32, caplog):
     _, run, _ = _train(model_data, digits32, config=_config(epochs=3, log_every=1))
-    event = max((run.logs / "train").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_size)
-    full = summaries.read_scalars(run.logs / "train")["losses/g_loss"]
+    event = max((run.logs).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_size)
+    full = summaries.read_scalars(run.logs)["losses/g_loss"]
     whole = event.read_bytes()
     event.write_bytes(whole[: len(whole) * 2 // 3])  # a full disk: the file ends mid-record
-    cut = summaries.read_scalars(run.logs / "train")["losses/g_loss"]
+    cut = summaries.read_scalars(run.logs)["losses/g_loss"]
     assert 0 < len(cut) < len(full) and cut == full[: len(cut)]
     damaged = bytearray(whole)
     damaged[len(whole) // 2] ^= 0xFF  # a damaged byte: the record's checksum fails
     event.write_bytes(bytes(damaged))
     with caplog.at_level(logging.WARNING):
-        before = summaries.read_scalars(run.logs / "train")["losses/g_loss"]
+        before = summaries.read_scalars(run.logs)["losses/g_loss"]
     assert 0 < len(before) < len(full) and before == full[: len(before)]
     assert "cut short or damaged" in caplog.text and event.name in caplog.text
 

@@ -64,6 +64,9 @@ def _train(args) -> int:
     result = train(config, run_name, run=run, steps=args.steps, data_dir=args.data_dir,
                    download=not args.no_download, verbose=2 if args.quiet else "auto", strategy=strategy)
     r = result.results
+    if result.nothing_to_train:
+        print(f"nothing to train: step {r['step']} of {result.total_steps} already done; "
+              "a new --run or a larger --steps trains more")
     print(f"trained to step {r['step']} (epoch {r['epoch']}) in {r['train_seconds']:.0f} s in all"
           + (f" on {r['replicas']} replicas ({r['strategy']})" if r.get("replicas", 1) > 1 else ""))
     _print_run(result.run, kind.name)

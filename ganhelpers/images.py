@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import logging
 import math
@@ -136,6 +138,38 @@ def assemble_gif(frames: Sequence[str | os.PathLike] | Iterable[np.ndarray], out
     buf = io.BytesIO()
     imageio.mimsave(buf, arrays, format="GIF", duration=1000.0 / fps, loop=loop)
     return atomic_write(out_path, buf.getvalue())
+
+
+class GifHTML:
+    """A GIF as an HTML ``<img>`` holding its bytes (``str()`` is the tag); see :func:`gif_html`."""
+
+    def __init__(self, path: str | os.PathLike, html_tag: str, frames: int):
+        self.path, self.html, self.frames = Path(path), html_tag, frames
+
+    def _repr_html_(self) -> str:  # what Jupyter, Colab and nbconvert's HTML export show
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:  # the text/plain beside it: short, not the bytes again
+        return f"<GIF {self.path.name}: {self.frames} frames>"
+
+
+def gif_html(path: str | os.PathLike, width: int | None = None) -> GifHTML:
+    """The GIF at ``path`` embedded in an HTML ``<img src="data:image/gif;base64,...">``.
+
+    ``display(images.gif_html(path))`` in a notebook shows the animation in Jupyter, in Colab and in
+    an executed notebook exported to HTML (nbconvert renders no ``image/gif`` output, only its
+    text), and the notebook file carries it without the run folder. ``width`` in pixels (None: the
+    GIF's own size)."""
+    data = Path(path).read_bytes()
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        raise ValueError(f"{path} is not a GIF (it starts with {data[:6]!r})")
+    size = f' width="{int(width)}"' if width else ""
+    tag = (f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}"{size} '
+           f'alt="{html.escape(Path(path).name)}">')
+    return GifHTML(path, tag, gif_frame_count(path))
 
 
 def gif_frame_count(path: str | os.PathLike) -> int:

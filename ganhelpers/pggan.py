@@ -535,6 +535,32 @@ def phase_length(config: dict, model: ProgressiveGAN, phase: int) -> int:
     return config["training"]["fade_images" if model.phases[phase][1] else "stabilise_images"]
 
 
+def phase_name(model: ProgressiveGAN, phase: int) -> str:
+    """What phase ``phase`` trains: ``"fade-in 8×8→16×16"`` or ``"stabilise 16×16"``."""
+    level, fading = model.phases[phase]
+    r = model.resolutions[level]
+    if fading:
+        old = model.resolutions[level - 1]
+        return f"fade-in {old}×{old}→{r}×{r}"
+    return f"stabilise {r}×{r}"
+
+
+class PhaseProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress logger (as verbose as ``fit``) whose epoch header names the phase,
+    ``Epoch 4 · phase 4/5: fade-in 8×8→16×16``, in place of Keras' ``Epoch 4/4``."""
+
+    def __init__(self, phase: str):
+        super().__init__()
+        self.phase = phase
+
+    def on_epoch_begin(self, epoch, logs=None):
+        epochs, self.epochs = self.epochs, 1  # 1: Keras' own header stays silent
+        super().on_epoch_begin(epoch, logs)
+        self.epochs = epochs
+        if self.verbose:
+            print(f"Epoch {epoch + 1} · {self.phase}", flush=True)
+
+
 def save_level_grid(model: ProgressiveGAN, run: Run):
     """The fixed noise at the current level, at its native resolution: ``samples/level_RxR.png``."""
     r = model.resolution
@@ -583,7 +609,8 @@ def fit_phases(ctx) -> dict:
             dataset = data_lib.make_dataset(downscale(images, r), batch, seed=config.get("seed", 0) + phase,
                                             repeat=True)
             cap = dataclasses.replace(ctx, total_steps=min(ctx.total_steps, int(model.step.numpy()) + todo))
-            history = fit_steps(cap, dataset, steps_per_pass=todo, callbacks=cbs) or history
+            progress = PhaseProgress(f"phase {phase + 1}/{len(model.phases)}: {phase_name(model, phase)}")
+            history = fit_steps(cap, dataset, steps_per_pass=todo, callbacks=cbs + [progress]) or history
             if int(model.phase_images.numpy()) < phase_length(config, model, phase):
                 break  # stopped at the step budget, mid-phase: a later call resumes here
         if not fading:
@@ -650,4 +677,4 @@ def load_images(config: dict, data_dir=None, download: bool = True) -> np.ndarra
 __all__ = ["ProgressiveGAN", "FadeIn", "GrowthLog", "PhaseCheckpoint", "PGGAN_PRESETS", "pggan_config",
            "build_pggan", "fit_phases", "total_steps", "restore_progress", "fmaps", "resolutions",
            "phase_list", "downscale", "read_growth_log", "batch_size_at", "generator_block", "discriminator_block",
-           "load_images", "save_level_grid", "phase_length"]
+           "load_images", "save_level_grid", "phase_length", "phase_name", "PhaseProgress"]

@@ -261,13 +261,64 @@ def _save_now(run: Run, config: dict, model) -> str | None:
 
 @dataclasses.dataclass
 class RunResult:
+    """What :func:`train` returns: the model, the run, Keras' History (None when nothing was trained)
+    and the merged ``results.json``; ``start_step`` (the step the call resumed from),
+    ``total_steps`` (the budget in force: ``steps`` or the config's) and ``config_steps`` (the
+    config's whole budget) say how far the run got and what was left to do."""
+
     model: Any
     run: Run
     history: Any
     results: dict
+    start_step: int = 0
+    total_steps: int | None = None
+    config_steps: int | None = None
 
     def __iter__(self):  # model, run, results = train(...)
         return iter((self.model, self.run, self.results))
+
+    @property
+    def nothing_to_train(self) -> bool:
+        """True when the run already stood at its budget: this call trained no step."""
+        return self.total_steps is not None and self.start_step >= self.total_steps
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a reader: "45 s", "3.2 min", "2.5 h", "2.4 days"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def budget_report(result: RunResult, preset: str | None = None) -> str:
+    """The lines a notebook prints after :func:`train`: that there was nothing to train (when the
+    run already stood at its budget), the rate measured over the run's training so far (the wall
+    clock of ``fit``: tracing and callbacks included) and the time the config's whole budget takes at
+    that rate. ``preset`` names the config in the last line."""
+    r, lines = result.results, []
+    step, seconds = int(r["step"]), float(r.get("train_seconds") or 0.0)
+    if result.nothing_to_train:
+        lines.append(f"nothing to train: step {step} of {result.total_steps} already done (RUN_NAME={r['run']!r}); "
+                     "change RUN_NAME or STEPS to train more")
+    if step <= 0 or seconds <= 0:
+        lines.append("no training measured yet: no rate to estimate from")
+        return "\n".join(lines)
+    images = r.get("images_seen")
+    per_image = f", {images / seconds:,.0f} images/s" if images else ""
+    lines.append(f"measured: {step:,} steps{f' ({images:,} images)' if images else ''} in {duration(seconds)}: "
+                 f"{step / seconds:.2f} steps/s{per_image} on this runtime (the wall clock of training: tracing "
+                 "and callbacks included)")
+    whole = result.config_steps
+    if whole:
+        name = f"preset {preset!r}" if preset else "this config"
+        left = max(0, whole - step)
+        lines.append(f"the whole budget of {name}: {whole:,} steps, about {duration(whole * seconds / step)} at this "
+                     f"rate ({f'{duration(left * seconds / step)} left' if left else 'all done'})")
+    return "\n".join(lines)
 
 
 def restore(model, run: Run, config: dict | None = None, kind: ModelKind | None = None) -> str | None:
@@ -337,7 +388,9 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
             "starting again at step 0 would mix a new run into the old one's history. Either restore the "
             "checkpoints (ckpt-*.index, ckpt-*.data-*) into that folder, or start the run again with fresh=True "
             "(CLI: --fresh), which deletes its history; or train under a new run name.")
-    total = int(steps) if steps is not None else int(kind.total_steps(config, data))
+    config_steps = int(kind.total_steps(config, data))
+    total = int(steps) if steps is not None else config_steps
+    start_step = int(model.step.numpy())
     ctx = Context(kind, config, run, model, data, make_callbacks, total, verbose)
     start = time.perf_counter()
     try:
@@ -391,7 +444,7 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     if tensorboard:  # the final figures at the final step: Headline/* (FID, KID, test accuracy), results/*
         summaries.scalars(run, summaries.result_scalars(results), step)
     summaries.close(run)  # snapshots and the papers' logs write through it with tensorboard=False too
-    return RunResult(model, run, history, results)
+    return RunResult(model, run, history, results, start_step, total, config_steps)
 
 
 # -- run folders --------------------------------------------------------------------------------

@@ -731,7 +731,8 @@ def run_experiment(config: dict, data: dict | None = None, root=None, run_name: 
                    data_dir=None, verbose: int | str = 0, steps_per_epoch: int | None = None, **kwargs) -> dict:
     """Train the SGAN and its baseline on the same labels through :func:`ganhelpers.run.train`;
     returns the results (``sgan_test_accuracy``, ``baseline_test_accuracy``, ...) with the model,
-    the baseline and the run under ``"model"``, ``"baseline"``, ``"run"`` (not in the file).
+    the baseline, the run and :func:`~ganhelpers.run.train`'s result under ``"model"``, ``"baseline"``,
+    ``"run"``, ``"run_result"`` (not in the file).
     ``data``: the train/test split (default :func:`load_data`); ``steps_per_epoch`` shortens the
     epochs (``training.steps_per_epoch``)."""
     from .run import train
@@ -740,7 +741,8 @@ def run_experiment(config: dict, data: dict | None = None, root=None, run_name: 
         config = dict(config, training={**config["training"], "steps_per_epoch": int(steps_per_epoch)})
     prepared = prepare_data(config, data, data_dir)
     result = train(dict(config, model="sgan"), run_name, root=root, data=prepared, verbose=verbose, **kwargs)
-    return {**result.results, "model": result.model, "baseline": result.model.baseline, "run": result.run}
+    return {**result.results, "model": result.model, "baseline": result.model.baseline, "run": result.run,
+            "run_result": result}
 
 
 def run_seeds(config: dict, seeds=(0, 1, 2), data: dict | None = None, root=None, run_name: str = "seeds",
@@ -764,16 +766,24 @@ def run_seeds(config: dict, seeds=(0, 1, 2), data: dict | None = None, root=None
 
 
 def label_sweep(config: dict, per_class_values, data: dict | None = None, root=None, run_prefix: str = "sweep",
-                epochs: int | None = None, **kwargs) -> list[dict]:
+                epochs: int | None = None, main: dict | None = None, **kwargs) -> list[dict]:
     """Test accuracy of SGAN and baseline against the number of labels (one run per value of
-    ``labels.per_class``; None = every training label). Returns one row per value."""
+    ``labels.per_class``; None = every training label). Returns one row per value, with the epochs
+    it trained and its run's name.
+
+    ``main``: the :func:`run_experiment` result of ``config`` itself. At its labels (``per_class`` of
+    ``config``) the row is that run's, not a new shorter one, so the sweep and the main run report
+    one figure there (a second run differs: its budget, its baseline's epochs, CPU non-determinism)."""
     rows = []
     for n in per_class_values:
         cfg = sgan_config_like(config, labels={"per_class": n}, epochs=epochs)
-        r = run_experiment(cfg, data=data, root=root, run_name=f"{run_prefix}_{'all' if n is None else n}", **kwargs)
         split = evaluation_split(cfg)
-        rows.append({k: r[k] for k in ("num_labels", f"sgan_{split}_accuracy", f"baseline_{split}_accuracy",
-                                       "train_seconds")})
+        reuse = main is not None and n == config["labels"].get("per_class") and not config["labels"].get("fraction")
+        r = main if reuse else run_experiment(cfg, data=data, root=root,
+                                              run_name=f"{run_prefix}_{'all' if n is None else n}", **kwargs)
+        rows.append({**{k: r[k] for k in ("num_labels", f"sgan_{split}_accuracy", f"baseline_{split}_accuracy",
+                                          "train_seconds")},
+                     "epochs": int(r["epoch"]), "run": r["run"].name, "main_run": bool(reuse)})
     return rows
 
 

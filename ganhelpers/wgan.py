@@ -418,6 +418,31 @@ def median_filter(values, width: int = 101) -> np.ndarray:
     return np.array([np.median(values[max(0, i - h): i + h + 1]) for i in range(len(values))])
 
 
+def kernel_weights(critic: keras.Model) -> np.ndarray:
+    """Every kernel weight of ``critic`` (biases, BatchNorm's gamma and beta left out), flattened."""
+    return np.concatenate([v.numpy().ravel() for v in critic.trainable_variables if "kernel" in v.path])
+
+
+def weight_histograms(weights: dict, bins: int = 100):
+    """One histogram (log counts) per entry of ``{title: weights}`` side by side, on a matplotlib
+    ``Figure`` (never through pyplot: the caller's backend and settings are left alone). The x axis
+    gets at most 5 ticks: a clipped critic's [-0.01, 0.01] box otherwise carries nine labels such as
+    -0.0075 that run into each other."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6 * len(weights), 3))
+    for ax, (title, w) in zip(fig.subplots(1, len(weights), squeeze=False)[0], weights.items(), strict=True):
+        ax.hist(np.asarray(w).ravel(), bins=bins)
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+        ax.set_title(title)
+        ax.set_xlabel("weight")
+        ax.set_ylabel("count")
+    fig.tight_layout()
+    return fig
+
+
 # -- configs and builders --------------------------------------------------------------------------
 
 WGAN_PRESETS: dict[str, dict] = {

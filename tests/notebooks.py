@@ -35,7 +35,8 @@ FORBIDDEN = (r"oneDNN custom operations", r"cuInit", r"absl::InitializeLog", r"C
              r"This TensorFlow binary is optimized", r"Unable to register cu",
              r"\d+/\d+ ━", r"\x08")
 # A cell whose source has one of these draws a figure and must show an image.
-FIGURE_MARKERS = ("plt.show()", "display(loss_figure", "display(fig", "display(Image(")
+# (``gif_html(``: a GIF shown as an <img> holding its bytes, which an HTML export shows too.)
+FIGURE_MARKERS = ("plt.show()", "display(loss_figure", "display(fig", "display(Image(", "gif_html(")
 
 
 # What this suite sets in its own environment and a student's kernel never has. PYTEST_CURRENT_TEST
@@ -168,8 +169,12 @@ def check_outputs(cells, no_figure: tuple[str, ...] = ()) -> dict:
             assert not re.search(bad, text), f"{bad!r} in the output of cell:\n{src[:300]}"
         if any(m in src for m in FIGURE_MARKERS) and not any(s in src for s in no_figure):
             kinds = {k for o in cell.get("outputs", []) for k in o.get("data", {})}
-            wanted = ("image/png", "image/gif") if "display(Image(" in src else ("image/png",)
+            wanted = ("image/png", "image/gif") if "display(Image(" in src else \
+                ("text/html",) if "gif_html(" in src else ("image/png",)
             assert kinds & set(wanted), f"no {' or '.join(wanted)} output (got {sorted(kinds)}) in cell:\n{src}"
+            if "gif_html(" in src:
+                assert any("data:image/gif;base64," in o.get("data", {}).get("text/html", "")
+                           for o in cell.get("outputs", [])), f"no embedded GIF in the output of cell:\n{src}"
             figures += 1
     return {"figures": figures, "stderr": allowed_seen}
 
@@ -182,3 +187,19 @@ def smoke(tmp_path: Path, **parameters) -> dict:
     """The parameters of a test run: the smoke preset, runs and downloads under ``tmp_path``."""
     return {"PRESET": "smoke", "MODEL_DATA": str(tmp_path / "model_data"), "DATA_DIR": str(tmp_path / "data"),
             **parameters}
+
+
+def exported_html(kernel: Kernel, cells) -> str:
+    """``cells`` (executed in ``kernel``) exported as nbconvert's HTML exporter does (``jupyter
+    nbconvert --to html``): what a reader of the shared HTML file sees."""
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(kernel.executed.metadata))
+    return HTMLExporter().from_notebook_node(notebook)[0]
+
+
+def embedded_gifs(html: str) -> int:
+    """How many GIFs ``html`` shows with their bytes; asserts no GIF fell back to the text of its
+    ``Image`` object (what nbconvert writes for an ``image/gif`` output)."""
+    assert "IPython.core.display.Image object" not in html, "a GIF shown as the text of its Image object"
+    return html.count('src="data:image/gif;base64,')  # the exporter writes the <img>'s attributes in its order

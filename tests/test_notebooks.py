@@ -11,7 +11,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebooks import NOTEBOOKS, ROOT, Kernel, all_text, check_outputs, learning_checks, results, smoke
+from ganhelpers.run import duration
+from notebooks import (
+    NOTEBOOKS,
+    ROOT,
+    Kernel,
+    all_text,
+    check_outputs,
+    embedded_gifs,
+    exported_html,
+    learning_checks,
+    results,
+    smoke,
+)
 
 pytestmark = pytest.mark.notebook
 
@@ -27,6 +39,9 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         check_outputs(cells)
     first = results(run_dir)
     assert first["step"] == 10 and first["resumed_from"] is None
+    rate = 10 / first["train_seconds"]  # STEPS=10 stops the run, not the preset's whole budget (28 steps)
+    assert f"the whole budget of preset 'smoke': 28 steps, about {duration(28 / rate)} at this rate " \
+           f"({duration(18 / rate)} left)" in all_text(cells)
     assert (run_dir / "checkpoints" / "ckpt-10.index").exists()
 
     with Kernel(name) as k:  # a new session, same RUN_NAME, the preset's whole budget (28 steps)
@@ -41,6 +56,14 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         text = all_text(cells)
         assert len(re.findall(r"^\d+/\d+ - ", text, re.M)) == 1  # one progress line per epoch
         assert "step 28, " in text
+        assert f"measured: 28 steps (1,792 images) in {duration(second['train_seconds'])}: " in text
+        assert f"the whole budget of preset 'smoke': 28 steps, about {duration(second['train_seconds'])} at this " \
+               "rate (all done)" in text
+        assert embedded_gifs(exported_html(k, cells)) == 1  # the GIF shows in the notebook exported to HTML
+        # The training cell run again: the budget is met, and the notebook says so.
+        train_cell = next(c.source for c in nbformat.read(NOTEBOOKS / name, 4).cells if "budget_report(" in c.source)
+        assert "nothing to train: step 28 of 28 already done (RUN_NAME='resume'); change RUN_NAME or STEPS to train " \
+               "more\n" in all_text([k.run(train_cell)])
         [check] = learning_checks(cells)  # the digit classifier on 500 samples of G
         assert re.match(r"learning check: \d+% of 500 samples are digits .* covering \d+/10 classes$", check), check
         assert results(run_dir)["learning_check"]["summary"] == check  # recorded as printed, at step 28
@@ -66,6 +89,11 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         assert shown["figures"] == 6  # init weights, schedule, data, curves, samples + histograms, GIFs
         checks = learning_checks(cells)
         assert [line.split(": learning check: ")[0] for line in checks] == ["WGAN (weight clipping)", "WGAN-GP"]
+        text = all_text(cells)
+        steps = [results(tmp_path / "model_data" / f"wgan_smoke_{v}" / "default")["step"] for v in ("clip", "gp")]
+        assert re.findall(r"^the whole budget of preset 'smoke': (\d+) steps, about .+ at this rate \(all done\)$",
+                          text, re.M) == [str(n) for n in steps]  # per model, in critic iterations
+        assert embedded_gifs(exported_html(k, cells)) == 2  # both GIFs show in the notebook exported to HTML
         for variant, line in zip(("clip", "gp"), checks, strict=True):
             run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
             assert results(run)["generator_iterations"] == 6
@@ -91,7 +119,15 @@ def test_sgan_notebook_and_its_exercises(tmp_path):
         assert check.startswith(f"learning check: SGAN test accuracy {r['sgan_test_accuracy']:.1%} vs baseline "
                                 f"{r['baseline_test_accuracy']:.1%} ({r['num_labels']} labels"), check
         assert len(r["test_accuracy_per_epoch"]) == 3 and 0 <= r["baseline_test_accuracy"] <= 1
-        assert {p.name for p in exp.iterdir()} >= {"default", "default_sweep_2", "default_sweep_5"}
+        text = all_text(cells)
+        assert re.search(r"^the whole budget of preset 'smoke': \d+ steps, about .+ at this rate \(all done\)$",
+                         text, re.M)
+        # The sweep at the main run's labels is the main run: the figures the learning check printed.
+        assert f"| {r['num_labels']} | 3 | {r['sgan_test_accuracy']:.1%} | {r['baseline_test_accuracy']:.1%} " \
+               "| default (the main run above) |" in text
+        assert re.search(r"^\| 20 \| 1 \| [\d.]+% \| [\d.]+% \| default_sweep_2 \|$", text, re.M)
+        names = {p.name for p in exp.iterdir()}
+        assert names >= {"default", "default_sweep_2"} and "default_sweep_5" not in names
         # Exercises 1-3 as written, without the sweep (each changes one parameter and the run name).
         for changes in ({"LABELS_PER_CLASS": 1, "RUN_NAME": "labels1"},
                         {"FORMULATION": "two_head", "RUN_NAME": "two_head"},
@@ -115,6 +151,14 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         assert re.match(r"learning check: \d+% of 500 samples are digits", check), check
         assert r["learning_check"]["summary"] == check and r["learning_check"]["step"] == r["step"]
         assert r["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png", "level_0016x0016.png"]
+        text = all_text([c for c in cells if "budget_report(" in c.source])  # the training cell's output
+        # one progress line per phase (an epoch each), headed by the phase and its resolutions
+        assert re.findall(r"^Epoch \d+ · (.+)\n\d+/\d+ - ", text, re.M) == [
+            "phase 1/5: stabilise 4×4", "phase 2/5: fade-in 4×4→8×8", "phase 3/5: stabilise 8×8",
+            "phase 4/5: fade-in 8×8→16×16", "phase 5/5: stabilise 16×16"]
+        assert re.search(r"^the whole budget of preset 'smoke': \d+ steps, about .+ at this rate \(all done\)$",
+                         text, re.M)
+        assert embedded_gifs(exported_html(k, cells)) == 1  # the GIF shows in the notebook exported to HTML
         # Exercise 2 as written: minibatch stddev off.
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))
         assert results(exp / "no_mbstd")["resolution"] == 16
@@ -131,6 +175,7 @@ def test_dogs_notebook(tmp_path):
         assert re.match(r"learning check: ranked by KID on digit-cnn-64px-3ch\S* features of 16 samples: "
                         r"1\. (dcgan1|dcgan2) .+, 2\. (dcgan1|dcgan2) ", check), check
         assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
+        assert embedded_gifs(exported_html(k, cells)) == 2  # each variant's GIF shows in the HTML export
         # The exercises (more variants, each with its InceptionV3 FID) cost ~35 s more in smoke: not run.
 
 

@@ -14,6 +14,7 @@ from ganhelpers.pggan import (
     fmaps,
     load_images,
     pggan_config,
+    phase_name,
     restore_progress,
 )
 from ganhelpers.pggan_layers import (
@@ -193,3 +194,9 @@ def test_pggan_uses_the_shared_optimizer_step_and_penalty(monkeypatch):
     model.start_phase(0)
     model.train_on_batch(tf.zeros((8, 4, 4, 1)))
     assert calls == {"apply": 2, "gp": 1}
+
+
+def test_every_phase_has_a_name_with_its_resolutions():
+    model = build_pggan(pggan_config("smoke"))
+    assert [phase_name(model, i) for i in range(len(model.phases))] == \
+        ["stabilise 4×4", "fade-in 4×4→8×8", "stabilise 8×8", "fade-in 8×8→16×16", "stabilise 16×16"]

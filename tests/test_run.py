@@ -15,7 +15,7 @@ from ganhelpers import data, images, losses, summaries
 from ganhelpers.__main__ import main
 from ganhelpers.experiment import load_config
 from ganhelpers.models import GAN, GANBase
-from ganhelpers.run import model_kind, model_names, set_value, train
+from ganhelpers.run import budget_report, duration, model_kind, model_names, set_value, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,6 +181,29 @@ def test_steps_budget_and_resume_in_the_same_run(tmp_path):
     assert second.results["train_seconds"] > first.results["train_seconds"]
     tags = summaries.read_scalars(second.run.logs)
     assert tags["results/images_seen"][-1] == (9, 9 * config["data"]["batch_size"])
+
+
+def test_a_run_at_its_budget_says_so_and_the_report_times_the_whole_budget(tmp_path, capsys):
+    config = model_kind("dcgan").config("smoke")
+    first = train(config, root=tmp_path, steps=5, verbose=0)
+    assert (first.start_step, first.total_steps, first.config_steps, first.nothing_to_train) == (0, 5, 28, False)
+    r, batch = first.results, config["data"]["batch_size"]
+    rate = 5 / r["train_seconds"]  # steps per second of fit's wall clock
+    assert budget_report(first, preset="smoke").splitlines() == [
+        f"measured: 5 steps ({5 * batch:,} images) in {duration(r['train_seconds'])}: {rate:.2f} steps/s, "
+        f"{5 * batch / r['train_seconds']:,.0f} images/s on this runtime (the wall clock of training: tracing and "
+        "callbacks included)",
+        f"the whole budget of preset 'smoke': 28 steps, about {duration(28 / rate)} at this rate "
+        f"({duration(23 / rate)} left)"]
+
+    again = train(config, root=tmp_path, steps=5, verbose=0)  # the budget is met: no fit at all
+    assert again.history is None and (again.start_step, again.nothing_to_train) == (5, True)
+    assert budget_report(again).splitlines()[0] == \
+        "nothing to train: step 5 of 5 already done (RUN_NAME='default'); change RUN_NAME or STEPS to train more"
+    assert main(["train", "dcgan", "--root", str(tmp_path), "--steps", "5", "--quiet"]) == 0
+    assert "nothing to train: step 5 of 5 already done; a new --run or a larger --steps trains more" in \
+        capsys.readouterr().out
+    assert [duration(s) for s in (45, 192, 9000, 207_360)] == ["45 s", "3.2 min", "2.5 h", "2.4 days"]
 
 
 def test_the_full_bird_preset_downloads_its_data_through_the_run_loop(tmp_path):

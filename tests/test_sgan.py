@@ -222,6 +222,23 @@ def test_rerunning_a_run_resumes_it(model_data):
     assert len(second["test_accuracy_per_epoch"]) == 3
 
 
+def test_the_label_sweep_reports_the_main_run_at_its_labels(model_data):
+    """At the main run's labels the sweep's row is the main run (one figure, not a second shorter run);
+    the other label counts are runs of their own, of the sweep's epochs."""
+    data = sgan.digits_split(8, 500)
+    config = sgan.sgan_config("smoke")
+    config["training"]["epochs"] = 2
+    main = sgan.run_experiment(config, data=data, root=model_data, run_name="main", steps_per_epoch=3,
+                               tensorboard=False)
+    rows = sgan.label_sweep(config, [1, 5], data=data, root=model_data, run_prefix="main_sweep", epochs=1,
+                            main=main, steps_per_epoch=3, tensorboard=False)
+    assert [(r["num_labels"], r["epochs"], r["run"], r["main_run"]) for r in rows] == \
+        [(10, 1, "main_sweep_1", False), (50, 2, "main", True)]
+    assert (rows[1]["sgan_test_accuracy"], rows[1]["baseline_test_accuracy"]) == \
+        (main["sgan_test_accuracy"], main["baseline_test_accuracy"])
+    assert not (model_data / config["experiment"] / "main_sweep_5").exists()  # not trained a second time
+
+
 # -- the offline experiment -----------------------------------------------------------------------
 
 @pytest.mark.slow

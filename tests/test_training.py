@@ -1,5 +1,6 @@
 """DCGAN training: label noise reaches the loss, checkpoints round-trip and resume, NaN guard, GIF."""
 
+import base64
 import math
 
 import keras
@@ -189,6 +190,14 @@ def test_grid_and_gif_helpers(tmp_path):
     gif = images.assemble_gif(frames, tmp_path / "a.gif", fps=4)
     assert images.gif_frame_count(gif) == 4
     assert math.isclose(len(images.read_png(frames[0]).shape), 2)
+    # the GIF as an <img> holding its bytes: what a notebook displays so an HTML export shows it too
+    shown = images.gif_html(gif, width=200)
+    tag = shown._repr_html_()  # what a notebook's display(shown) puts in its text/html output
+    assert str(shown) == tag and repr(shown) == "<GIF a.gif: 4 frames>"
+    assert tag.startswith('<img src="data:image/gif;base64,') and tag.endswith('" width="200" alt="a.gif">')
+    assert base64.b64decode(tag.split("base64,")[1].split('"')[0]) == gif.read_bytes()
+    with pytest.raises(ValueError, match="is not a GIF"):
+        images.gif_html(frames[0])
 
 
 def test_tensorboard_writes_every_point_and_continues_steps_after_resume(model_data, digits32):

@@ -264,3 +264,42 @@ def test_wasserstein_csv_keeps_the_newest_row_of_each_generator_iteration(tmp_pa
 
 def test_median_filter():
     np.testing.assert_array_equal(wgan.median_filter([0, 10, 0, 0, 5, 0], 3), [5, 0, 0, 0, 0, 2.5])
+
+
+def overlapping_tick_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn tick labels of ``fig`` (any axes, x or y; ticks outside the view are not drawn)
+    whose boxes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+
+    def drawn(labels, coordinate, limits):
+        lo, hi = sorted(limits)
+        return [lb for lb in labels if lb.get_visible() and lb.get_text() and lo <= lb.get_position()[coordinate] <= hi]
+
+    boxes = [(label.get_text(), label.get_window_extent(renderer)) for ax in fig.axes
+             for label in drawn(ax.get_xticklabels(), 0, ax.get_xlim()) + drawn(ax.get_yticklabels(), 1, ax.get_ylim())]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+
+
+def test_critic_weight_histograms_have_no_overlapping_tick_labels():
+    rng = np.random.default_rng(0)
+    weights = {"clip: critic kernel weights after training": np.clip(rng.normal(0, 0.01, 100_000), -0.01, 0.01),
+               "gp: critic kernel weights after training": rng.normal(0, 0.05, 100_000)}
+    fig = wgan.weight_histograms(weights)
+    assert overlapping_tick_labels(fig) == []
+    assert [len(ax.patches) for ax in fig.axes] == [100, 100] and fig.axes[0].get_yscale() == "log"
+    # matplotlib's default ticks on the clipped critic's +-0.01 box (notebook 02 before): labels collide
+    from matplotlib.figure import Figure
+
+    default = Figure(figsize=(12, 3))
+    for ax, w in zip(default.subplots(1, 2), weights.values(), strict=True):
+        ax.hist(w, bins=100)
+    assert overlapping_tick_labels(default) != []
+
+
+def test_kernel_weights_are_the_kernels_only():
+    critic = dcgan_discriminator(32, 1, base_filters=4)
+    kernels = [v for v in critic.trainable_variables if "kernel" in v.path]
+    assert len(wgan.kernel_weights(critic)) == sum(int(np.prod(v.shape)) for v in kernels) < critic.count_params()

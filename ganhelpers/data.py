@@ -43,6 +43,14 @@ DEFAULT_DATA_DIR = Path(os.environ.get("GANHELPERS_DATA", Path.home() / ".keras"
 MAX_PIXELS = 89_478_485
 
 
+def networks_dir(data_dir=None) -> Path:
+    """``<data_dir>/models``: where the trained helper networks (the digit classifiers behind the
+    ``digits`` features, the MNIST judge) are cached, beside the datasets (``data_dir`` default:
+    :data:`DEFAULT_DATA_DIR`, i.e. ``$GANHELPERS_DATA`` or ``~/.keras/datasets``). A notebook's
+    ``DATA_DIR`` is on Google Drive on Colab, so they are trained once, not in every session."""
+    return Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR) / "models"
+
+
 # -- decoding ---------------------------------------------------------------------------------
 
 def _open_checked(path):

@@ -212,17 +212,20 @@ DOGS_PRESETS["cpu"]["metrics"].update(names=["kid", "precision", "recall"], feat
                                       every_n_epochs=5, num_samples=500, batch_size=250)
 DOGS_PRESETS["cpu"]["rank_by"] = "kid"
 CPU_VARIANTS = ("dcgan1", "leaky", "lsgan")
-# Offline and tiny: 64 of scikit-learn's digits as 64x64x3 stand-ins for dogs, 4 feature maps,
-# 2 epochs of 4 steps, FID from a random InceptionV3 on 4 samples against 8 real images (plumbing
-# only: InceptionV3 takes ~0.3 s per image on a CPU).
+# Offline and tiny: 64 of scikit-learn's digits as 64x64x3 stand-ins for dogs (the full preset's image
+# shape, so its networks' shapes are what smoke builds), 4 feature maps, 2 epochs of 4 steps. The metrics'
+# features come from the 32x32x1 digit classifier (the cpu preset's and the demo's: one cached network,
+# ~15 s to train on a fresh machine; the samples are converted to grey and resized to 32x32): KID on
+# 16 samples ranks, FID on 4 samples against 8 real images is plumbing only.
 DOGS_PRESETS["smoke"] = copy.deepcopy(DOGS_PRESETS["full"])
 DOGS_PRESETS["smoke"]["data"].update(name="digits", batch_size=16, crop="center", num_images=64)
 DOGS_PRESETS["smoke"]["generator"]["base_filters"] = 4
 DOGS_PRESETS["smoke"]["discriminator"]["base_filters"] = 4
 DOGS_PRESETS["smoke"]["training"].update(epochs=2, snapshot_every_images=32, log_every=2)
-DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights="digits", batch_size=4, real_samples=8)
+DOGS_PRESETS["smoke"]["fid"].update(every_n_epochs=1, num_samples=4, weights="digits", batch_size=4, real_samples=8,
+                                    digits={"image_size": 32, "channels": 1})
 DOGS_PRESETS["smoke"]["metrics"].update(names=["kid"], features="digits", weights=None, every_n_epochs=1,
-                                        num_samples=16, batch_size=16)
+                                        num_samples=16, batch_size=16, digits={"image_size": 32, "channels": 1})
 DOGS_PRESETS["smoke"]["rank_by"] = "kid"
 
 # The real MNIST (60,000 training images) at 32x32x1 as stand-ins for dogs, 28 -> 32 by zero padding 2
@@ -301,9 +304,11 @@ def load_images(config: dict, data_dir=None, download: bool = False) -> np.ndarr
     return images[: d["num_images"]] if d.get("num_images") else images
 
 
-def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None):
+def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None, networks_dir=None):
     """(extractor, real (mu, sigma)) for the config's ``fid`` section (``extractor`` overrides its
-    ``weights``); the statistics are cached in ``cache_dir`` per dataset, crop, image count and network."""
+    ``weights``; ``weights: digits`` is the digit classifier at ``fid.digits`` {image_size, channels},
+    default the data's, cached in ``networks_dir``, default :func:`ganhelpers.data.networks_dir`); the
+    statistics are cached in ``cache_dir`` per dataset, crop, image count and network."""
     from . import fid
 
     f = config["fid"]
@@ -314,8 +319,9 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None):
     if extractor is None and f["weights"] == "digits":  # the offline digits: a network that knows them
         from .features import feature_extractor
 
-        extractor = feature_extractor("digits", image_size=config["data"]["image_size"],
-                                      channels=config["data"].get("channels", 1))
+        options = {"image_size": config["data"]["image_size"], "channels": config["data"].get("channels", 1),
+                   **(f.get("digits") or {})}
+        extractor = feature_extractor("digits", cache_dir=networks_dir, **options)
     extractor = extractor or fid.inception_extractor(f["weights"])
     real = images[: f["real_samples"]] if f.get("real_samples") else images
     d = config["data"]
@@ -340,7 +346,8 @@ def _own_callbacks(run, config: dict, model, data) -> list:
 
     if data.get("real_stats") is None:
         data["extractor"], data["real_stats"] = fid_setup(config, data["images"], cache_dir=run.dir.parent,
-                                                          extractor=data.get("extractor"))
+                                                          extractor=data.get("extractor"),
+                                                          networks_dir=data.get("networks_dir"))
     f = config["fid"]
     monitor = fid.FIDMonitor(run, data["real_stats"], every_n_epochs=f["every_n_epochs"],
                              num_samples=f["num_samples"], extractor=data["extractor"], batch_size=f["batch_size"])
@@ -350,8 +357,10 @@ def _own_callbacks(run, config: dict, model, data) -> list:
 
 def _finish(run, config: dict, model, data) -> dict:
     """FID at the last epoch too (when it was not a multiple of ``every_n_epochs``), the final
-    grid, and the comparison's figures."""
-    from .images import save_grid
+    grid (``samples/final_grid.png``; when the samples span less than half of [-1, 1], i.e. look flat
+    grey, also ``final_grid_stretched.png``, their range stretched to black..white: see
+    ``final_grid_range``), and the comparison's figures."""
+    from .images import save_grid, stretch
 
     monitor = data.get("fid_monitor")
     epochs_done = int(model.epoch.numpy())
@@ -360,7 +369,13 @@ def _finish(run, config: dict, model, data) -> dict:
         monitor.every_n_epochs = 1  # the last epoch was not a multiple: measure it too
         monitor.on_epoch_end(epochs_done - 1)
         monitor.on_train_end()
-    save_grid(run.samples / "final_grid.png", model.snapshot_images())
+    samples = model.snapshot_images()
+    save_grid(run.samples / "final_grid.png", samples)
+    grid_range = [round(float(samples.min()), 4), round(float(samples.max()), 4)]
+    if grid_range[1] - grid_range[0] < 1.0:
+        save_grid(run.samples / "final_grid_stretched.png", stretch(samples))
+    else:
+        (run.samples / "final_grid_stretched.png").unlink(missing_ok=True)  # a resumed run's old one
     fid_history = run.results().get("fid_history", [])
     best = min(fid_history, key=lambda h: h[1]) if fid_history else [None, None]
     comparison = run.name[: -len(config["variant"]) - 1] if run.name.endswith("-" + config["variant"]) else run.name
@@ -368,7 +383,7 @@ def _finish(run, config: dict, model, data) -> dict:
             "loss": config["training"]["loss"], "batch_size": config["data"]["batch_size"], "epochs": epochs_done,
             "steps": int(model.step.numpy()),
             "fid_best": best[1], "fid_best_epoch": best[0], "fid_num_samples": config["fid"]["num_samples"],
-            "rank_by": config.get("rank_by", "fid"),
+            "rank_by": config.get("rank_by", "fid"), "final_grid_range": grid_range,
             "data": config["data"]["name"], "run_dir": str(run.dir)}
 
 
@@ -388,36 +403,46 @@ KIND = _kind()
 
 
 def train_variant(config: dict, images: np.ndarray, comparison: str = "default", root=None,
-                  extractor=None, real_stats=None, steps: int | None = None, verbose="auto") -> dict:
+                  extractor=None, real_stats=None, steps: int | None = None, verbose="auto",
+                  networks_dir=None) -> dict:
     """Train one variant into ``<root>/dog_dcgan_variants/<comparison>-<variant>/`` through
     :func:`ganhelpers.run.train` (resuming if checkpoints exist), with FID every
-    ``fid.every_n_epochs`` epochs and at the last; returns the run's ``results.json``."""
+    ``fid.every_n_epochs`` epochs and at the last; returns the run's ``results.json``.
+    ``networks_dir``: where the digit features' classifier is cached (default
+    :func:`ganhelpers.data.networks_dir`)."""
     from .run import train
 
-    data = {"images": images, "extractor": extractor, "real_stats": real_stats}
+    data = {"images": images, "extractor": extractor, "real_stats": real_stats, "networks_dir": networks_dir}
     return train(dict(config, model="dogs"), f"{comparison}-{config['variant']}", root=root, steps=steps,
                  data=data, verbose=verbose).results
 
 
 def run_comparison(variants=None, preset: str = "full", comparison: str = "default", root=None,
                    data_dir=None, download: bool = False, images: np.ndarray | None = None,
-                   steps: int | None = None, verbose="auto", extractor=None, **overrides) -> Table:
+                   steps: int | None = None, verbose="auto", extractor=None, networks_dir=None,
+                   **overrides) -> Table:
     """Train ``variants`` (default: all in ``full``, :data:`MNIST_VARIANTS` in ``mnist``, else
     :data:`SMOKE_VARIANTS`) one after the
     other with the same seed, data, real FID statistics and budget (``extractor``: a
-    ``ganhelpers.fid`` extractor instead of the config's ``fid.weights``); returns :func:`comparison_table`
-    of their runs (also written as ``<comparison>-comparison.md`` beside them)."""
+    ``ganhelpers.fid`` extractor instead of the config's ``fid.weights``; ``networks_dir``: where the
+    digit features' classifier is cached, default ``models/`` in the data folder,
+    :func:`ganhelpers.data.networks_dir`); returns :func:`comparison_table` of their runs (also
+    written as ``<comparison>-comparison.md`` beside them). With ``verbose``, one line per variant
+    says what is training."""
     variants = list(variants or {"full": VARIANTS, "mnist": MNIST_VARIANTS}.get(preset, SMOKE_VARIANTS))
     configs = [variant_config(v, preset, **overrides) for v in variants]
     if images is None:
         images = load_images(configs[0], data_dir, download)
     exp_dir = Path(root if root is not None else DEFAULT_ROOT) / configs[0]["experiment"]
-    extractor, real_stats = fid_setup(configs[0], images, cache_dir=exp_dir, extractor=extractor)
+    extractor, real_stats = fid_setup(configs[0], images, cache_dir=exp_dir, extractor=extractor,
+                                      networks_dir=networks_dir)
     run_dirs = []
-    for config in configs:
-        log.info("training variant %s: %s", config["variant"], config["description"])
+    for i, config in enumerate(configs, 1):
+        if verbose:
+            print(f"training variant {i} of {len(configs)}, {config['variant']}: {config['description']} "
+                  f"({config['training']['epochs']} epochs)", flush=True)
         run_dirs.append(train_variant(config, images, comparison, root, extractor, real_stats, steps,
-                                      verbose)["run_dir"])
+                                      verbose, networks_dir)["run_dir"])
     table = comparison_table(run_dirs)
     atomic_write(exp_dir / f"{comparison}-comparison.md", table.markdown() + "\n")
     return table
@@ -533,6 +558,9 @@ def plot_metric_curves(table, metric: str | None = None, path=None, title: str |
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(label)
+    # plain numbers: values that differ in the 5th digit (KID after a few steps) would otherwise read as
+    # an offset, "1e-5+2.027e-1"
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     better = "lower" if LOWER_IS_BETTER.get(metric, True) else "higher"
     notes = {row.get("fid_note") for row in rows if row.get("fid_note") and metric == "fid"}
     title = title or f"{label} over epochs ({better} is better)"

@@ -12,8 +12,9 @@ in caches, results and printed lines, ``dims`` is D and ``note`` warns when numb
 ``"digits"``
     The penultimate layer (4096-d at 32x32: the flattened last pooled convolution) of the digit
     classifier of :func:`ganhelpers.evaluate.digit_classifier`, trained on scikit-learn's real
-    digits and cached on disk. Offline, and meaningful for digit-like data: the network behind
-    rankable offline numbers. Images are converted to its channels and resized to its size.
+    digits and cached on disk with the datasets (:func:`ganhelpers.data.networks_dir`). Offline, and
+    meaningful for digit-like data: the network behind rankable offline numbers. Images are converted
+    to its channels and resized to its size.
 ``"none"``
     InceptionV3 with random weights: runs offline, tests the plumbing, ranks nothing (says so).
 """
@@ -27,7 +28,7 @@ from .inception import Extractor, inception_extractor
 
 FEATURE_NETWORKS = ("inception", "digits", "none")
 
-_DIGITS: dict[tuple, "DigitFeatures"] = {}
+_DIGITS: dict[str, "DigitFeatures"] = {}
 
 
 class DigitFeatures(Extractor):
@@ -79,12 +80,17 @@ class DigitFeatures(Extractor):
 
 
 def digit_features(image_size: int = 32, channels: int = 1, epochs: int = 20, seed: int = 0,
-                   cache_dir=None) -> DigitFeatures:
-    """The digit-features network (built once per process; the classifier is trained once and cached
-    on disk by :func:`ganhelpers.evaluate.cached_digit_classifier`)."""
-    from .evaluate import cached_digit_classifier
+                   cache_dir=None, data_dir=None) -> DigitFeatures:
+    """The digit-features network at ``image_size`` x ``image_size`` x ``channels`` (built once per
+    process; the classifier is trained once and cached on disk by
+    :func:`ganhelpers.evaluate.cached_digit_classifier` in ``cache_dir``, default
+    ``<data_dir>/models``: :func:`ganhelpers.data.networks_dir`). Any image size and 1 or 3 channels
+    go in: images are resized and converted to the network's."""
+    from .data import networks_dir
+    from .evaluate import cached_digit_classifier, digit_classifier_cache_path
 
-    key = (image_size, channels, epochs, seed)
+    cache_dir = networks_dir(data_dir) if cache_dir is None else cache_dir
+    key = str(digit_classifier_cache_path(cache_dir, image_size, channels, epochs, seed))
     if key not in _DIGITS:
         classifier, accuracy = cached_digit_classifier(cache_dir, image_size, channels, epochs, seed)
         _DIGITS[key] = DigitFeatures(classifier, accuracy,
@@ -92,14 +98,15 @@ def digit_features(image_size: int = 32, channels: int = 1, epochs: int = 20, se
     return _DIGITS[key]
 
 
-def feature_extractor(name="inception", weights=None, cache_dir=None, **digit_options) -> Extractor:
+def feature_extractor(name="inception", weights=None, cache_dir=None, data_dir=None, **digit_options) -> Extractor:
     """The feature network called ``name``: ``"inception"`` (``weights``: ``"imagenet"`` by default,
     or a 2015-graph / Keras weights file), ``"digits"`` (``digit_options``: image_size, channels,
-    epochs, seed) or ``"none"`` (random InceptionV3). An :class:`Extractor` is returned as is."""
+    epochs, seed; cached in ``cache_dir``, default ``<data_dir>/models``) or ``"none"`` (random
+    InceptionV3). An :class:`Extractor` is returned as is."""
     if isinstance(name, Extractor):
         return name
     if name == "digits":
-        return digit_features(cache_dir=cache_dir, **digit_options)
+        return digit_features(cache_dir=cache_dir, data_dir=data_dir, **digit_options)
     if name == "none":
         return inception_extractor(None)
     if name == "inception":

@@ -25,6 +25,15 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def stretch(images) -> np.ndarray:
+    """Float images (N, H, W, C) mapped linearly from the batch's own [min, max] to [-1, 1]: a batch
+    that spans a sliver of [-1, 1] (a generator after a few steps is nearly flat grey) shown with full
+    contrast. One map for the whole batch, so the images still compare; a constant batch is unchanged."""
+    x = np.asarray(images, dtype=np.float32)
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    return x if hi <= lo else (x - lo) * (2.0 / (hi - lo)) - 1.0
+
+
 def make_grid(images, ncols: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
     """Tile N images (N, H, W, C) into one uint8 image, ``ncols`` per row (default: square-ish).
 

@@ -693,6 +693,9 @@ def add_eval_parser(subparsers):
                    help="feature network: inception (ImageNet InceptionV3; needs its download), digits (the "
                         "digit classifier's penultimate layer; offline, for digit-like data), none (random "
                         "InceptionV3: plumbing only) (default: inception)")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder whose models/ holds the cached digit classifier of --features digits "
+                        "(trained there once if missing; default: $GANHELPERS_DATA or ~/.keras/datasets)")
     p.add_argument("--metrics", nargs="+", choices=EVAL_METRICS, default=list(EVAL_METRICS),
                    help="pr = precision, recall, density, coverage (default: all)")
     p.add_argument("-n", "--num-samples", type=option_number(int, 1, True, "-n"), default=None,
@@ -815,7 +818,7 @@ def eval_cli(args) -> int:
                              "with --metrics, or pass an image folder, a run folder or an .npz of images")
     extractor = None
     if feature_names and not only_stats:
-        extractor = feature_extractor(args.features)
+        extractor = feature_extractor(args.features, data_dir=getattr(args, "data_dir", None))
     real_features = _features_of(real, extractor, args.batch, "REAL") if extractor else None
     fake_features = _features_of(fake, extractor, args.batch, "FAKE") if extractor else None
     stats = {side: (src["mu"], src["sigma"]) for side, src in (("real", real), ("fake", fake)) if "mu" in src}

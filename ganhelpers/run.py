@@ -139,7 +139,9 @@ def metrics_callbacks(run: Run, config: dict, data: dict) -> list:
     ``names`` (fid, kid, precision, recall, density, coverage, swd, msssim, or "pr"): every
     ``every_n_epochs`` epochs on ``num_samples`` samples against the run's data (its first
     ``real_samples`` if set), on the features of ``features`` (``digits``, ``inception`` with
-    ``weights``, ``none``); the real features are cached beside the experiment's runs."""
+    ``weights``, ``none``; ``digits`` at the data's size and channels unless the section's ``digits``
+    says ``{"image_size": ..., "channels": ...}``, its network cached in ``data["networks_dir"]``,
+    default :func:`ganhelpers.data.networks_dir`); the real features are cached beside the experiment's runs."""
     m = config.get("metrics") or {}
     if not m.get("names"):
         return []
@@ -148,7 +150,10 @@ def metrics_callbacks(run: Run, config: dict, data: dict) -> list:
 
     d = config["data"]
     name = m.get("features", "digits")
-    options = {"image_size": d["image_size"], "channels": d.get("channels", 3)} if name == "digits" else {}
+    options = {}
+    if name == "digits":
+        options = {"image_size": d["image_size"], "channels": d.get("channels", 3), **(m.get("digits") or {}),
+                   "cache_dir": data.get("networks_dir")}
     extractor = feature_extractor(name, weights=m.get("weights"), **options)
     real = data["images"][: m["real_samples"]] if m.get("real_samples") else data["images"]
     cache = features_cache_path(run.dir.parent, f"{d['name']}-{d.get('crop', 'none')}-{len(real)}", d["image_size"],

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,6 +188,58 @@ def test_comparison_table_ranks_results_json_by_fid(tmp_path):
     assert len(fig.axes[0].lines) == 2 and images.read_png(tmp_path / "fid.png").ndim == 3
 
 
+def test_metric_curves_read_plain_numbers_without_an_offset(tmp_path):
+    """KIDs that differ in the 6th digit (smoke) read as plain numbers, not as "1e-6+2.027e-1"."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    root = tmp_path / "model_data"
+    for variant, values in (("dcgan1", (0.2027012, 0.2027018)), ("dcgan2", (0.2027031, 0.2027025))):
+        run = experiment.open_run("dog_dcgan_variants", f"s-{variant}", root=root)
+        run.update_results({"variant": variant, "rank_by": "kid", "kid": values[1],
+                            "kid_history": [[1, values[0]], [2, values[1]]]})
+    fig = dogs.plot_metric_curves(dogs.comparison_table(root / "dog_dcgan_variants"))
+    FigureCanvasAgg(fig).draw()  # the tick labels as a notebook renders them
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "KID" and len(ax.lines) == 2
+    assert ax.yaxis.get_offset_text().get_text() == ""
+    labels = [t.get_text().replace("\u2212", "-") for t in ax.get_yticklabels() if t.get_text()]
+    ticks = [float(t) for t in labels]  # every label a plain decimal number
+    assert len(ticks) >= 2 and 0.20269 < min(ticks) < max(ticks) < 0.20271
+
+
+def test_stretch_maps_a_flat_batch_to_the_full_range_in_one_map():
+    flat = np.array([-0.004, 0.0, 0.002, 0.004], np.float32).reshape(1, 2, 2, 1)
+    out = images.stretch(flat)
+    np.testing.assert_allclose(out.ravel(), [-1.0, 0.0, 0.5, 1.0], atol=1e-6)
+    assert images.to_uint8(flat).std() < 1 < 80 < images.to_uint8(out).std()  # flat grey -> black..white
+    np.testing.assert_array_equal(images.stretch(np.zeros((2, 2, 2, 1))), np.zeros((2, 2, 2, 1)))
+
+
+def test_notebook_05_says_what_each_preset_ranks_by():
+    """The presets table of notebook 05's introduction names each preset's rank_by metric, its feature
+    network and its sample count as the presets have them (the notebook test checks the output too)."""
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "05_dog_dcgan_variants.ipynb", 4)
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (\w+) \| ([^|]+) \| (\d+) \|$", nb.cells[0].source, re.M)
+    assert [r[0] for r in rows] == ["full", "cpu", "smoke"]
+    for preset, metric, network, samples in rows:
+        config = dogs.DOGS_PRESETS[preset]
+        assert metric == config["rank_by"].upper(), preset
+        section = config["fid"] if config["rank_by"] == "fid" else config["metrics"]
+        assert int(samples) == section["num_samples"], preset
+        name = section["weights"] if config["rank_by"] == "fid" else section["features"]
+        if name == "digits":
+            size = section.get("digits") or {"image_size": config["data"]["image_size"],
+                                              "channels": config["data"]["channels"]}
+            assert network.strip() == f"the {size['image_size']}x{size['image_size']}x{size['channels']} digit " \
+                                      "classifier", preset
+        else:
+            assert name == "imagenet" and network.strip() == "ImageNet InceptionV3", preset
+
+
 def test_comparison_table_without_runs_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="train some variants"):
         dogs.comparison_table(tmp_path)
@@ -223,7 +276,11 @@ def test_run_comparison_trains_each_variant_and_measures_fid_at_the_last_epoch_t
             "variant"] == row["variant"]
     assert table[0]["fid"] <= table[1]["fid"] and table.by == "fid"
     for row in table:  # KID on the digit features beside FID, measured after the last epoch too
-        assert [h[0] for h in row["kid_history"]] == [2, 3] and row["metrics_network"].startswith("digit-cnn-64px-3ch")
+        # smoke's metric features: the 32x32x1 digit classifier on the 64x64x3 samples (grey, resized)
+        assert [h[0] for h in row["kid_history"]] == [2, 3] and row["metrics_network"].startswith("digit-cnn-32px-1ch")
+        low, high = row["final_grid_range"]
+        stretched = root / "dog_dcgan_variants" / f"t-{row['variant']}" / "samples" / "final_grid_stretched.png"
+        assert -1 <= low < high <= 1 and stretched.is_file() == (high - low < 1.0)
     by_kid = dogs.comparison_table(root / "dog_dcgan_variants", comparison="t", by="kid")
     assert [r["kid"] for r in by_kid] == sorted(r["kid"] for r in table)
     assert "KID (last)" in by_kid.markdown().splitlines()[0]

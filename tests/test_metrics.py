@@ -16,10 +16,15 @@ from ganhelpers.features import extract, feature_extractor
 
 
 @pytest.fixture(scope="module")
-def digit_net(tmp_path_factory):
-    """The digit-features network, trained once for this module (in a temporary cache folder); the CLI
-    tests reuse it (one network per process)."""
-    return feature_extractor("digits", cache_dir=tmp_path_factory.mktemp("models"))
+def digits_data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def digit_net(digits_data_dir):
+    """The digit-features network, trained once for this module (in ``models/`` of a temporary data
+    folder); the CLI tests pass that folder as --data-dir and reuse it (one network per file and process)."""
+    return feature_extractor("digits", data_dir=digits_data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -229,12 +234,14 @@ def _lines(out) -> dict:
     return dict(line.split(": ", 1) for line in out.strip().splitlines())
 
 
-def test_eval_cli_prints_one_line_per_metric(real, digit_net, tmp_path, capsys):
+def test_eval_cli_prints_one_line_per_metric(real, digit_net, digits_data_dir, tmp_path, capsys):
     images, labels, _ = real
     real_dir = _write_pngs(tmp_path / "real", images[:150])
     fake_dir = _write_pngs(tmp_path / "fake", images[150:300][labels[150:300] < 5])  # only classes 0-4
-    assert _eval([str(real_dir), str(fake_dir), "--features", "digits"]) == 0
-    out = _lines(capsys.readouterr().out)
+    assert _eval([str(real_dir), str(fake_dir), "--features", "digits", "--data-dir", str(digits_data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "training the digit classifier" not in text  # --data-dir: the cached one, in that folder's models/
+    out = _lines(text)
     n_fake = int((labels[150:300] < 5).sum())
     assert out["network"].startswith(f"{digit_net.name} (4096-d penultimate layer")
     assert f"real: 150 (folder {real_dir})" in out["network"] and f"fake: {n_fake} (folder" in out["network"]
@@ -246,7 +253,7 @@ def test_eval_cli_prints_one_line_per_metric(real, digit_net, tmp_path, capsys):
     assert 0 < float(out["MS-SSIM"].split()[0]) < 0.5 and "real images: " in out["MS-SSIM"]
 
 
-def test_eval_cli_on_a_run_folder_and_npz_files(real, digit_net, tmp_path, capsys):
+def test_eval_cli_on_a_run_folder_and_npz_files(real, digit_net, digits_data_dir, tmp_path, capsys):
     from ganhelpers.dcgan import dcgan_config
     from ganhelpers.run import train
 
@@ -254,13 +261,14 @@ def test_eval_cli_on_a_run_folder_and_npz_files(real, digit_net, tmp_path, capsy
     result = train(dcgan_config("smoke"), "evalme", root=tmp_path / "model_data", steps=2, tensorboard=False,
                    verbose=0)
     feats = metrics.save_features(tmp_path / "real_feats.npz", real[2][:200], digit_net)
-    assert _eval([str(feats), str(result.run.dir), "--features", "digits", "--metrics", "kid", "pr", "-n", "40"]) == 0
+    digits = ["--features", "digits", "--data-dir", str(digits_data_dir)]
+    assert _eval([str(feats), str(result.run.dir), *digits, "--metrics", "kid", "pr", "-n", "40"]) == 0
     out = _lines(capsys.readouterr().out)
     assert "real: 40 (npz of features" in out["network"] and "fake: 40 (run " in out["network"]  # -n: both sides
     assert set(out) == {"network", "KID", "precision", "recall", "density", "coverage"}
     assert float(out["precision"].split()[0]) < 0.5  # two training steps draw no digits
     with pytest.raises(SystemExit, match="SWD and MS-SSIM need pixels"):
-        _eval([str(feats), str(result.run.dir), "--features", "digits", "--metrics", "swd"])
+        _eval([str(feats), str(result.run.dir), *digits, "--metrics", "swd"])
     stats = tmp_path / "stats.npz"
     np.savez(stats, mu=np.zeros(3), sigma=np.eye(3))
     with pytest.raises(SystemExit, match="only fid can use it, not kid"):
@@ -270,4 +278,4 @@ def test_eval_cli_on_a_run_folder_and_npz_files(real, digit_net, tmp_path, capsy
 
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(mixed / "odd.png")
     with pytest.raises(ValueError, match="mixed sizes"):
-        _eval([str(mixed), str(mixed), "--features", "digits"])
+        _eval([str(mixed), str(mixed), *digits])

@@ -164,19 +164,71 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         assert results(exp / "no_mbstd")["resolution"] == 16
 
 
+def _tiles_std(png: bytes) -> float:
+    """Pixel standard deviation of a grid's images (its white padding left out), in uint8 levels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    grid = np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.float64)
+    keep = lambda n: (np.arange(n) - 2) % 66 < 64  # noqa: E731 - 64-px tiles, 2-px padding
+    return float(grid[np.ix_(keep(grid.shape[0]), keep(grid.shape[1]))].std())
+
+
 def test_dogs_notebook(tmp_path):
+    """Smoke on a fresh machine: an empty data folder, so the digit classifier behind the metric is
+    trained (once, saying so, cached in DATA_DIR/models); the text names the metric the table ranks by;
+    every variant's grid shows structure, not flat grey."""
+    import base64
+
     exp = tmp_path / "model_data" / "dog_dcgan_variants"
+    models = tmp_path / "data" / "models"
+    assert not models.exists()
     with Kernel("05_dog_dcgan_variants.ipynb") as k:
         cells = k.run_all(**smoke(tmp_path))
         shown = check_outputs(cells)
-        assert shown["figures"] == 3  # the stand-in images, the ranking metric's curves, grids + GIFs
-        [check] = learning_checks(cells)  # the ranked table in one line, the metric named
-        # smoke ranks by KID on the digit classifier's features (16 samples: FID is biased there)
-        assert re.match(r"learning check: ranked by KID on digit-cnn-64px-3ch\S* features of 16 samples: "
-                        r"1\. (dcgan1|dcgan2) .+, 2\. (dcgan1|dcgan2) ", check), check
-        assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
+        # the stand-in images, the ranking metric's curves, grids (+ their stretched copies) + GIFs
+        assert shown["figures"] == 3
         assert embedded_gifs(exported_html(k, cells)) == 2  # each variant's GIF shows in the HTML export
-        # The exercises (more variants, each with its InceptionV3 FID) cost ~35 s more in smoke: not run.
+    text = all_text(cells)
+    # the one wait longer than ~10 s that is not a training epoch says what it is, where it is cached
+    training = [line for line in text.splitlines() if line.startswith("training the digit classifier")]
+    assert training == [f"training the digit classifier for the metric features (32x32x1, 20 epochs on "
+                        f"scikit-learn's digits; once, cached in {models}): ~13 s on a CPU"], training
+    assert re.search(r"^digit classifier trained in \d+ s: 9\d\.\d% on held-out real digits; saved as "
+                     r"digit_classifier_32px_1ch_e20_s0\.keras$", text, re.M)
+    assert sorted(p.name for p in models.iterdir()) == ["digit_classifier_32px_1ch_e20_s0.json",
+                                                        "digit_classifier_32px_1ch_e20_s0.keras"]
+    assert re.findall(r"^training variant (\d) of 2, (\w+): ", text, re.M) == [("1", "dcgan1"), ("2", "dcgan2")]
+
+    # The introduction's presets table names the metric, the network and the sample count of smoke ...
+    intro = next(c.source for c in cells if c.cell_type == "markdown")
+    [(metric, network, samples)] = re.findall(r"^\| `smoke` \| [^|]+ \| (\w+) \| the (\d+x\d+x\d) digit classifier "
+                                              r"\| (\d+) \|$", intro, re.M)
+    assert (metric, network, samples) == ("KID", "32x32x1", "16")
+    # ... and the table and the printed ranking say the same
+    [table] = [o["data"]["text/markdown"] for c in cells for o in c.get("outputs", [])
+               if "text/markdown" in o.get("data", {}) and o["data"]["text/markdown"].startswith("| rank")]
+    assert table.startswith(f"| rank | variant | {metric} (last) | best {metric} |")
+    assert f"_{metric} and precision/recall by digit-cnn-32px-1ch-e20-s0 on {samples} samples_" in table
+    [check] = learning_checks(cells)  # the ranked table in one line, the metric named
+    assert re.match(rf"learning check: ranked by {metric} on digit-cnn-32px-1ch\S* features of {samples} samples: "
+                    r"1\. (dcgan1|dcgan2) .+, 2\. (dcgan1|dcgan2) ", check), check
+    assert {results(exp / f"default-{v}")["variant"] for v in ("dcgan1", "dcgan2")} == {"dcgan1", "dcgan2"}
+
+    # Every variant's grid has visible structure: its last grid shown (stretched when the samples are flat)
+    grids_cell = next(c for c in cells if c.cell_type == "code" and "final_grid.png" in c.source)
+    shown_grids, per_variant = [], []
+    for o in grids_cell.outputs:
+        if "text/markdown" in o.get("data", {}):
+            per_variant.append([])
+        elif "image/png" in o.get("data", {}):
+            per_variant[-1].append(_tiles_std(base64.b64decode(o["data"]["image/png"])))
+            shown_grids.append(per_variant[-1][-1])
+    assert len(per_variant) == 2 and all(len(v) in (1, 2) for v in per_variant), per_variant
+    assert all(v[-1] > 20 for v in per_variant), per_variant  # uint8 levels: flat grey is below 1
+    # The exercises (more variants) cost more in smoke: not run.
 
 
 def test_repository_is_named_in_one_place_and_everything_agrees():

@@ -309,8 +309,10 @@ class ProgressiveGAN(GAN):
         self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
 
         self.step.assign_add(1)
-        self.phase_images.assign_add(tf.cast(n, tf.int64))
-        self.images_seen.assign_add(tf.cast(n, tf.int64))
+        # n is this replica's share: the counters (and so alpha) count the global batch
+        shown = tf.cast(n, tf.int64) * tf.distribute.get_strategy().num_replicas_in_sync
+        self.phase_images.assign_add(shown)
+        self.images_seen.assign_add(shown)
         return self._report(d_loss=d_loss, g_loss=g_loss, wasserstein=wasserstein, gradient_penalty=gp, drift=drift)
 
     def snapshot_images(self) -> np.ndarray:

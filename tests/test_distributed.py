@@ -112,7 +112,7 @@ def test_fit_runs_under_mirrored_strategy(result):
 
 
 def _every_kind(root: str) -> dict:
-    """Every model kind's smoke preset trained through ``run.train`` on 2 logical CPU devices, and the
+    """Every model kind's smoke preset trained 4 steps through ``run.train`` on 2 logical CPU devices, and the
     SGAN run that one device started (``moved``) continued on 2."""
     from ganhelpers import distribute
 
@@ -121,8 +121,9 @@ def _every_kind(root: str) -> dict:
 
     out = {}
     for name in run.model_names():
-        r = run.train(run.model_kind(name).config("smoke"), "two", root=root, strategy=strategy, verbose=0).results
-        out[name] = {k: r.get(k) for k in ("step", "replicas", "strategy", "final_losses")}
+        r = run.train(run.model_kind(name).config("smoke"), "two", root=root, steps=4, strategy=strategy,
+                      verbose=0).results
+        out[name] = {k: r.get(k) for k in ("step", "replicas", "strategy", "final_losses", "images_seen")}
     moved = run.train(run.model_kind("sgan").config("smoke"), "moved", root=root, strategy=strategy, verbose=0)
     out["sgan-moved"] = {k: moved.results.get(k) for k in ("step", "replicas", "resumed_from")}
     return out
@@ -151,11 +152,13 @@ def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_dev
     kinds = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)][-1][len(RESULT_TAG):])
     for name in run.model_names():
         assert kinds[name]["replicas"] == 2 and kinds[name]["strategy"] == "MirroredStrategy", name
-        assert kinds[name]["step"] > 0 and kinds[name]["final_losses"], name
+        assert kinds[name]["step"] == 4 and kinds[name]["final_losses"], name
         assert all(np.isfinite(v) for v in kinds[name]["final_losses"].values()), kinds[name]
         results = json.loads((root / run.model_kind(name).experiment(run.model_kind(name).config("smoke")) / "two"
                               / "results.json").read_text())
         assert results["replicas"] == 2 and results["strategy"] == "MirroredStrategy"
+    # PGGAN's schedule counts the global batch (each replica sees half): 4 steps at 4x4 and 8x8
+    assert kinds["pggan"]["images_seen"] == 4 * run.model_kind("pggan").config("smoke")["training"]["batch_sizes"][4]
     # ... continued on two devices from its checkpoint
     assert kinds["sgan-moved"]["replicas"] == 2 and Path(kinds["sgan-moved"]["resumed_from"]).name == "ckpt-10"
     assert kinds["sgan-moved"]["step"] > 10

@@ -68,6 +68,9 @@ def test_dcgan_notebook_resumes_after_a_disconnect_and_its_exercise_runs(tmp_pat
         assert re.match(r"learning check: \d+% of 500 samples are digits .* covering \d+/10 classes$", check), check
         assert results(run_dir)["learning_check"]["summary"] == check  # recorded as printed, at step 28
         assert results(run_dir)["learning_check"]["step"] == 28
+        # the classifier behind it is cached with the datasets (DATA_DIR: on Drive on Colab)
+        assert [p.name for p in (tmp_path / "data" / "models").glob("digit_classifier_*.keras")] == \
+            ["digit_classifier_32px_1ch_e20_s0.keras"]
 
         # Exercise 1 as written: no label noise under a new RUN_NAME, then Run all.
         cells = k.run_all(**smoke(tmp_path, RUN_NAME="no_noise", CHANGES={"training": {"label_noise": None}}))
@@ -94,6 +97,7 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         assert re.findall(r"^the whole budget of preset 'smoke': (\d+) steps, about .+ at this rate \(all done\)$",
                           text, re.M) == [str(n) for n in steps]  # per model, in critic iterations
         assert embedded_gifs(exported_html(k, cells)) == 2  # both GIFs show in the notebook exported to HTML
+        assert any((tmp_path / "data" / "models").glob("digit_classifier_32px_1ch_*.keras"))  # with the datasets
         for variant, line in zip(("clip", "gp"), checks, strict=True):
             run = tmp_path / "model_data" / f"wgan_smoke_{variant}" / "default"
             assert results(run)["generator_iterations"] == 6
@@ -150,6 +154,7 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         [check] = learning_checks(cells)  # the final resolution was reached: the check runs (at 16x16)
         assert re.match(r"learning check: \d+% of 500 samples are digits", check), check
         assert r["learning_check"]["summary"] == check and r["learning_check"]["step"] == r["step"]
+        assert any((tmp_path / "data" / "models").glob("digit_classifier_16px_1ch_*.keras"))  # with the datasets
         assert r["level_grids"] == ["level_0004x0004.png", "level_0008x0008.png", "level_0016x0016.png"]
         text = all_text([c for c in cells if "budget_report(" in c.source])  # the training cell's output
         # one progress line per phase (an epoch each), headed by the phase and its resolutions

@@ -404,23 +404,24 @@ KIND = _kind()
 
 def train_variant(config: dict, images: np.ndarray, comparison: str = "default", root=None,
                   extractor=None, real_stats=None, steps: int | None = None, verbose="auto",
-                  networks_dir=None) -> dict:
+                  networks_dir=None, strategy=None) -> dict:
     """Train one variant into ``<root>/dog_dcgan_variants/<comparison>-<variant>/`` through
     :func:`ganhelpers.run.train` (resuming if checkpoints exist), with FID every
     ``fid.every_n_epochs`` epochs and at the last; returns the run's ``results.json``.
     ``networks_dir``: where the digit features' classifier is cached (default
-    :func:`ganhelpers.data.networks_dir`)."""
+    :func:`ganhelpers.data.networks_dir`); ``strategy``: a ``tf.distribute`` strategy, as for
+    :func:`ganhelpers.run.train`."""
     from .run import train
 
     data = {"images": images, "extractor": extractor, "real_stats": real_stats, "networks_dir": networks_dir}
     return train(dict(config, model="dogs"), f"{comparison}-{config['variant']}", root=root, steps=steps,
-                 data=data, verbose=verbose).results
+                 data=data, verbose=verbose, strategy=strategy).results
 
 
 def run_comparison(variants=None, preset: str = "full", comparison: str = "default", root=None,
                    data_dir=None, download: bool = False, images: np.ndarray | None = None,
                    steps: int | None = None, verbose="auto", extractor=None, networks_dir=None,
-                   **overrides) -> Table:
+                   strategy=None, **overrides) -> Table:
     """Train ``variants`` (default: all in ``full``, :data:`MNIST_VARIANTS` in ``mnist``, else
     :data:`SMOKE_VARIANTS`) one after the
     other with the same seed, data, real FID statistics and budget (``extractor``: a
@@ -428,7 +429,7 @@ def run_comparison(variants=None, preset: str = "full", comparison: str = "defau
     digit features' classifier is cached, default ``models/`` in the data folder,
     :func:`ganhelpers.data.networks_dir`); returns :func:`comparison_table` of their runs (also
     written as ``<comparison>-comparison.md`` beside them). With ``verbose``, one line per variant
-    says what is training."""
+    says what is training. ``strategy``: a ``tf.distribute`` strategy for every variant's run."""
     variants = list(variants or {"full": VARIANTS, "mnist": MNIST_VARIANTS}.get(preset, SMOKE_VARIANTS))
     configs = [variant_config(v, preset, **overrides) for v in variants]
     if images is None:
@@ -442,7 +443,7 @@ def run_comparison(variants=None, preset: str = "full", comparison: str = "defau
             print(f"training variant {i} of {len(configs)}, {config['variant']}: {config['description']} "
                   f"({config['training']['epochs']} epochs)", flush=True)
         run_dirs.append(train_variant(config, images, comparison, root, extractor, real_stats, steps,
-                                      verbose, networks_dir)["run_dir"])
+                                      verbose, networks_dir, strategy)["run_dir"])
     table = comparison_table(run_dirs)
     atomic_write(exp_dir / f"{comparison}-comparison.md", table.markdown() + "\n")
     return table

@@ -508,8 +508,11 @@ def build_pggan(config: dict) -> ProgressiveGAN:
                            group_size=m.get("group_size", 4), gp_lambda=t["gp_lambda"], drift=t["drift"],
                            seed=config.get("seed", 0), num_fixed=m.get("num_fixed", 36),
                            policy=policy_for(t.get("precision", "float32")))
+    # eager steps (smoke) only on one device: a replicated step runs traced (tf.distribute runs an
+    # eager strategy.run replica by replica, slowly, and warns)
+    eager = bool(t.get("run_eagerly", False)) and tf.distribute.get_strategy().num_replicas_in_sync == 1
     model.compile(learning_rate=t["learning_rate"], beta_1=t["beta_1"], beta_2=t["beta_2"], epsilon=t["epsilon"],
-                  run_eagerly=t.get("run_eagerly", False))
+                  run_eagerly=eager)
     for r in model.resolutions:
         if batch_size_at(config, r) % model.group_size:
             raise ValueError(f"batch size at {r}x{r} must be a multiple of group_size={model.group_size}")
@@ -583,7 +586,27 @@ def total_steps(config: dict, data=None) -> int:
     return total
 
 
+class _PhaseTracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to ... triggered tf.function retracing" warning
+    while the phases train: every phase wires new networks and traces its step once, by design (the
+    advice the warning gives does not apply). Installed on the ``tensorflow`` logger only for the
+    duration of :func:`fit_phases`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def fit_phases(ctx) -> dict:
+    """PGGAN's phase loop (:func:`_fit_phases`), without TensorFlow's retracing warning (:class:`_PhaseTracing`)."""
+    tf_logger, quiet = logging.getLogger("tensorflow"), _PhaseTracing()
+    tf_logger.addFilter(quiet)
+    try:
+        return _fit_phases(ctx)
+    finally:
+        tf_logger.removeFilter(quiet)
+
+
+def _fit_phases(ctx) -> dict:
     """PGGAN's phase loop (the run loop's ``fit`` for this paper): one ``fit`` per phase from the
     restored phase, image counter and alpha on; each phase on box-downscaled copies of the data at
     its resolution, with ``FadeIn``; after each stabilise phase a grid of that level; at the end

@@ -53,6 +53,33 @@ class Session:
     gpu: bool
     precision: str
     tensorflow: object
+    strategy: object = None  # a tf.distribute strategy over DEVICES devices, None for one device
+    replicas: int = 1
+
+
+_STRATEGIES: dict = {}  # DEVICES -> its strategy, for this kernel (a second Run all reuses it)
+
+
+def distribution(devices: int | None):
+    """The ``tf.distribute`` strategy of a notebook's ``DEVICES``: None for one device, else
+    :func:`ganhelpers.distribute.make_strategy` (the first ``DEVICES`` GPUs, or as many logical CPU
+    devices where there is no GPU), made once per kernel. A CPU is split before TensorFlow runs
+    anything, so another count needs a new kernel; asking for one is a clear error."""
+    if devices in (None, 1):
+        return None
+    if devices in _STRATEGIES:
+        return _STRATEGIES[devices]
+    from .distribute import make_strategy
+
+    try:
+        strategy = make_strategy(devices=devices)
+    except RuntimeError as e:
+        raise RuntimeError(f"DEVICES = {devices}: {e}. Restart the kernel (Colab: Runtime > Restart session) "
+                           "and Run all to change DEVICES") from None
+    except ValueError as e:
+        raise ValueError(f"DEVICES = {devices!r}: {e}") from None
+    _STRATEGIES[devices] = strategy
+    return strategy
 
 
 def import_tensorflow():
@@ -163,12 +190,13 @@ def folders(model_data=None, data_dir=None, home: Path | None = None, repo: Path
 
 
 def start(model_data=None, data_dir=None, *, mixed_precision: bool = True, home: Path | None = None,
-          repo: Path | None = None, requirements: Path | None = None) -> Session:
+          repo: Path | None = None, requirements: Path | None = None, devices: int | None = None) -> Session:
     """Everything a notebook's setup cell does once ganhelpers is importable (see the module
     docstring); prints one line per choice."""
     if requirements is not None:
         install_missing(requirements)
     tf = import_tensorflow()
+    strategy = distribution(devices)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     precision = "mixed" if mixed_precision and gpu else "float32"
     model_data, data_dir = folders(model_data, data_dir, home, repo)
@@ -176,6 +204,11 @@ def start(model_data=None, data_dir=None, *, mixed_precision: bool = True, home:
         print("NO GPU: this runtime trains on the CPU, fine for the small presets but far too slow for 'full'."
               "\nOn Colab: Runtime > Change runtime type > GPU, then Runtime > Run all.")
     board = tensorboard_binary()
+    replicas = int(strategy.num_replicas_in_sync) if strategy is not None else 1
+    where = "GPUs" if gpu else "logical CPU devices"
     print(f"ganhelpers: {Path(__file__).resolve().parent}\nruns: {model_data}\ndatasets: {data_dir}\n"
-          f"GPU: {gpu}, precision: {precision}\ntensorboard: {board or 'not found (pip install tensorboard)'}")
-    return Session(model_data, data_dir, gpu, precision, tf)
+          f"GPU: {gpu}, precision: {precision}\n"
+          + (f"devices: {replicas} replicas ({type(strategy).__name__} over {replicas} {where})\n" if strategy
+             else "devices: 1 (DEVICES = 2 or more trains on several with tf.distribute)\n")
+          + f"tensorboard: {board or 'not found (pip install tensorboard)'}")
+    return Session(model_data, data_dir, gpu, precision, tf, strategy, replicas)

@@ -107,7 +107,7 @@ def test_drive_copy_names_the_copy_and_a_wrong_one_is_a_clear_error(colab):
     notebook = colab.drive / "first copy" / "notebooks" / "04_pggan_fade_in.ipynb"
     _, kernel = colab()
     setup = next(c.source for c in nbformat.read(notebook, 4).cells if "REPOSITORY = " in c.source)
-    params = 'MODEL_DATA = DATA_DIR = None\nUSE_DRIVE = True\nMIXED_PRECISION = False\n'
+    params = 'MODEL_DATA = DATA_DIR = None\nUSE_DRIVE = True\nMIXED_PRECISION = False\nDEVICES = 1\n'
     with Kernel(notebook.name, path=notebook, cwd=CONTENT, env=colab_env(colab.drive), kernel_name=kernel) as k:
         out = all_text([k.run(params + 'DRIVE_COPY = "old/second copy"\n' + setup)])
         assert f"ganhelpers from Google Drive: {MYDRIVE / 'old' / 'second copy'}\n" in out

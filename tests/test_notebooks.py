@@ -23,6 +23,7 @@ from notebooks import (
     learning_checks,
     results,
     smoke,
+    stream_text,
 )
 
 pytestmark = pytest.mark.notebook
@@ -236,6 +237,26 @@ def test_dogs_notebook(tmp_path):
     # The exercises (more variants) cost more in smoke: not run.
 
 
+def test_a_notebook_trains_on_two_devices_and_devices_is_fixed_for_the_kernel(tmp_path):
+    """DEVICES = 2 in notebook 01: the setup cell says how many replicas it found and the run trains on
+    them (the same steps as on one device); the setup cell run again reuses them, and another count
+    asks for a new kernel."""
+    name = "01_dcgan_birds.ipynb"
+    with Kernel(name) as k:
+        cells = k.run_all(**smoke(tmp_path, DEVICES=2))
+        check_outputs(cells)
+        assert "devices: 2 replicas (MirroredStrategy over 2 logical CPU devices)\n" in \
+            next(stream_text(c, "stdout") for c in cells if "REPOSITORY = " in c.source)
+        r = results(tmp_path / "model_data" / "dcgan_smoke" / "default")
+        assert (r["replicas"], r["strategy"], r["step"]) == (2, "MirroredStrategy", 28)
+        setup = next(c.source for c in nbformat.read(NOTEBOOKS / name, 4).cells if "REPOSITORY = " in c.source)
+        assert "devices: 2 replicas" in all_text([k.run("DEVICES = 2\n" + setup)])
+        cell = k.run("DEVICES = 3\n" + setup, allow_errors=True)
+        [error] = [o for o in cell.outputs if o.output_type == "error"]
+        assert error.ename == "RuntimeError" and error.evalue.startswith("DEVICES = 3: ") and \
+            "Restart the kernel (Colab: Runtime > Restart session) and Run all to change DEVICES" in error.evalue
+
+
 def test_repository_is_named_in_one_place_and_everything_agrees():
     """REPOSITORY names the GitHub repository; tools/set_repository.py writes it into every
     notebook's badge and install cell and the README's badges. They must agree, and every notebook
@@ -250,7 +271,9 @@ def test_repository_is_named_in_one_place_and_everything_agrees():
         nb = nbformat.read(path, 4)
         text = "\n".join(c.source for c in nb.cells)
         setups |= {c.source for c in nb.cells if "REPOSITORY = " in c.source}
-        assert "DRIVE_COPY = None" in next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        parameters = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert "DRIVE_COPY = None" in parameters and "DEVICES = 1" in parameters, path.name
+        assert text.count("strategy=STRATEGY") >= 1, f"{path.name} trains without the session's strategy"
         assert badge.findall(nb.cells[0].source) == [(repository, path.name)], path.name
         assert re.findall(r'^REPOSITORY = "([^"]*)"', text, re.M) == [repository], path.name
         assert nb.metadata.get("accelerator") == "GPU", path.name

@@ -200,3 +200,32 @@ def test_every_phase_has_a_name_with_its_resolutions():
     model = build_pggan(pggan_config("smoke"))
     assert [phase_name(model, i) for i in range(len(model.phases))] == \
         ["stabilise 4×4", "fade-in 4×4→8×8", "stabilise 8×8", "fade-in 8×8→16×16", "stabilise 16×16"]
+
+
+def test_traced_phases_train_without_tensorflows_retracing_warning(tmp_path):
+    """Each phase traces its own step (new networks); TensorFlow's "triggered tf.function retracing"
+    warning would be a red line in notebook 04's cpu preset (traced, unlike smoke). It is dropped
+    while the phases train, and the filter is gone afterwards."""
+    import logging
+
+    from ganhelpers import run
+
+    seen = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    tf_logger = logging.getLogger("tensorflow")
+    catch, filters = Catch(level=logging.WARNING), list(tf_logger.filters)
+    tf_logger.addHandler(catch)
+    try:
+        config = run.model_kind("pggan").config("smoke")
+        config["training"]["run_eagerly"] = False
+        result = run.train(config, "traced", root=tmp_path, verbose=0)
+        tf_logger.warning("5 out of the last 11 calls to f triggered tf.function retracing (after training)")
+    finally:
+        tf_logger.removeHandler(catch)
+    assert result.results["phase"] == 4 and result.results["step"] == 14  # every phase trained, traced
+    assert seen == ["5 out of the last 11 calls to f triggered tf.function retracing (after training)"]
+    assert tf_logger.filters == filters

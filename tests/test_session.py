@@ -93,7 +93,9 @@ def test_a_students_kernel_shows_fd2_and_the_setup_cell_keeps_tensorflow_quiet_u
     with Kernel(name, env=env) as k:
         probe = k.run("import os; os.write(2, b'written to fd 2\\n')")
         assert "written to fd 2" in stream_text(probe, "stderr")
-        cell = k.run("MODEL_DATA = DATA_DIR = None\nUSE_DRIVE = DRIVE_COPY = None\nMIXED_PRECISION = True\n" + setup)
+        parameters = ("MODEL_DATA = DATA_DIR = None\nUSE_DRIVE = DRIVE_COPY = None\nMIXED_PRECISION = True\n"
+                      "DEVICES = 1\n")
+        cell = k.run(parameters + setup)
         assert stream_text(cell, "stderr") == ""
         out = stream_text(cell, "stdout")
         assert f"runs: {tmp_path / 'runs'}\ndatasets: {tmp_path / 'data'}\n" in out

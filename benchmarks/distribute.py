@@ -1,0 +1,78 @@
+"""The DCGAN step on 1 device and under ``MirroredStrategy`` on 2 logical CPU devices, side by side.
+
+``python benchmarks/distribute.py [--rounds 3] [--steps 30]``: each round times the ``cpu`` preset's
+DCGAN (32x32 digits, batch 64) in two fresh processes (logical devices are fixed when TensorFlow
+starts), one after the other, and prints images/s and the ratio 2-device / 1-device. On a 2-core
+CPU expect no speed-up: two logical devices share the same cores, so the figure is the cost of the
+machinery (the replicated step, the all-reduce). A GPU figure stays unmeasured until a GPU runs it.
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one(devices: int, steps: int) -> float:
+    sys.path.insert(0, str(ROOT))
+    from ganhelpers import distribute
+
+    strategy = distribute.make_strategy(devices=devices)
+    from ganhelpers import data, dcgan
+
+    config = dcgan.dcgan_config("cpu")
+    batch = config["data"]["batch_size"]
+    with strategy.scope():
+        model = dcgan.build_dcgan(config)
+    dataset = data.make_dataset(data.digits(config["data"]["image_size"])["images"], batch, repeat=True)
+    model.fit(dataset, epochs=1, steps_per_epoch=5, verbose=0)  # trace and warm up
+    start = time.perf_counter()
+    model.fit(dataset, epochs=2, initial_epoch=1, steps_per_epoch=steps, verbose=0)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def _flags() -> str:
+    try:
+        words = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    have = set(words.split())
+    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in have)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    rows = []
+    for r in range(args.rounds):
+        rate = {}
+        for devices in (1, 2):
+            out = subprocess.run([sys.executable, __file__, "--one", str(devices), str(args.steps)], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            rate[devices] = float(out.strip().splitlines()[-1])
+        rows.append(rate)
+        print(f"round {r + 1}: 1 device {rate[1]:.0f} images/s, 2 logical devices {rate[2]:.0f} images/s, "
+              f"ratio {rate[2] / rate[1]:.2f}", flush=True)
+    ratios = sorted(row[2] / row[1] for row in rows)
+    print(f"CPU flags: {_flags()}; {os.cpu_count()} cores; median ratio 2 devices / 1 device: "
+          f"{ratios[len(ratios) // 2]:.2f}")
+    print(json.dumps({"benchmark": "distribute", "cpu_flags": _flags(), "rounds": rows,
+                      "median_ratio": ratios[len(ratios) // 2]}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        print(_one(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        main()

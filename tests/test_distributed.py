@@ -195,6 +195,17 @@ def test_the_default_strategy_on_two_devices_is_a_clear_error(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_tpu_without_a_tpu_is_a_clear_error_naming_what_to_do(tmp_path):
+    """TPUStrategy cannot run here (no TPU): what can be tested is that asking for one without it
+    stops before anything is written, with the message a Colab user needs."""
+    from ganhelpers.__main__ import main
+
+    with pytest.raises(SystemExit, match=r"error: --strategy/--devices: no TPU found \(.*\); on Colab pick "
+                                         r"Runtime > Change runtime type > TPU"):
+        main(["train", "dcgan", "--root", str(tmp_path), "--strategy", "tpu"])
+    assert not any(tmp_path.iterdir())
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["every-kind"]:
         print(RESULT_TAG + json.dumps(_every_kind(sys.argv[2])), flush=True)

@@ -3,10 +3,9 @@ CPU split into logical devices to try it all on a laptop.
 
 The recipe (Keras 3 ``fit`` with the GANs' own ``train_step``)::
 
-    strategy = distribute.strategy()                  # TPU, several GPUs, or the default strategy
-    with strategy.scope():                            # variables (and the RNG) become per-replica
-        model = build_dcgan(config)
-    model.fit(dataset, ...)                           # global batch = config batch size
+    strategy = distribute.make_strategy("auto")       # TPU, several GPUs, or the default strategy
+    run.train(config, "two", strategy=strategy)       # builds in strategy.scope(): variables (and the
+                                                      # RNG) per replica; global batch = config batch size
 
 ``GAN.fit`` calls ``GAN.prepare_distributed`` (mark built, create optimizer slots in the scope: without
 them Keras 3 fails with "You must feed a value for placeholder tensor"), and ``GAN._apply`` divides
@@ -44,33 +43,25 @@ def split_cpu(n: int = 2) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
-def strategy(kind: str = "auto", devices=None) -> tf.distribute.Strategy:
-    """``"tpu"``, ``"mirrored"`` (all GPUs, or ``devices``), ``"default"`` (one device), or
-    ``"auto"``: a TPU if Colab offers one, Mirrored over 2+ GPUs, else the default strategy."""
-    if kind in ("auto", "tpu"):
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            return tf.distribute.TPUStrategy(resolver)
-        except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            if kind == "tpu":
-                raise RuntimeError(f"no TPU found ({e}); on Colab pick Runtime > Change runtime type > TPU") from e
-    if kind == "mirrored" or (kind == "auto" and (devices or len(tf.config.list_physical_devices("GPU")) > 1)):
-        return tf.distribute.MirroredStrategy(devices)
-    if kind not in ("auto", "default"):
-        raise ValueError(f"strategy kind must be 'auto', 'tpu', 'mirrored' or 'default', got {kind!r}")
-    return tf.distribute.get_strategy()
+STRATEGIES = ("default", "mirrored", "tpu", "auto")
 
 
-STRATEGIES = ("default", "mirrored", "tpu")
+def _tpu_strategy() -> tf.distribute.TPUStrategy:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        raise RuntimeError(f"no TPU found ({e}); on Colab pick Runtime > Change runtime type > TPU") from e
 
 
 def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.distribute.Strategy:
-    """The strategy of ``python -m ganhelpers train --strategy KIND --devices N`` (and of the
-    notebooks' ``DEVICES``): ``mirrored`` over the first ``devices`` GPUs, or, on a machine without
-    GPUs, over ``devices`` logical CPU devices (to try it on a laptop: no faster, the same
-    arithmetic); ``tpu``: a Colab TPU (untested on hardware here); ``default``: one device.
+    """The one place a strategy is made: ``python -m ganhelpers train --strategy KIND --devices N``,
+    the notebooks' ``DEVICES``, and code. ``mirrored``: over the first ``devices`` GPUs (default:
+    all), or, on a machine without GPUs, over ``devices`` logical CPU devices (to try it on a laptop:
+    no faster, the same arithmetic); ``tpu``: a Colab TPU (untested on hardware here); ``default``:
+    one device; ``auto``: a TPU if there is one, else mirrored over 2+ GPUs, else one device.
     ``kind=None`` means ``mirrored`` when ``devices`` > 1, else ``default``. Call it before
     TensorFlow runs anything (logical devices are fixed at its first operation)."""
     if devices is not None and (not isinstance(devices, int) or isinstance(devices, bool) or devices < 1):
@@ -78,12 +69,18 @@ def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.dis
     kind = kind or ("mirrored" if devices and devices > 1 else "default")
     if kind not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {kind!r}")
+    if kind == "auto":
+        try:
+            return _tpu_strategy()
+        except RuntimeError:
+            gpus = len(tf.config.list_physical_devices("GPU"))
+            kind = "mirrored" if (devices or gpus) > 1 else "default"
     if kind == "default":
         if devices and devices > 1:
             raise ValueError(f"the default strategy trains on one device, not {devices}: use --strategy mirrored")
         return tf.distribute.get_strategy()
     if kind == "tpu":
-        return strategy("tpu")
+        return _tpu_strategy()
     gpus = tf.config.list_physical_devices("GPU")
     n = devices or max(1, len(gpus))
     if gpus:

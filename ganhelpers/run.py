@@ -350,7 +350,7 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     skips loading (a dict as the kind's ``load_data`` returns); ``download`` lets a real dataset
     download the first time; ``fresh`` deletes the run and starts again; ``callbacks`` are added
     after the standard and the model's own. ``strategy`` (a ``tf.distribute.Strategy``, e.g.
-    ``distribute.strategy("mirrored")``) trains on several devices: the model, its optimizers, RNG and
+    ``distribute.make_strategy(devices=2)``) trains on several devices: the model, its optimizers, RNG and
     metrics are built in its scope and ``fit`` splits each global batch (the config's batch size)
     over its replicas; ``results.json`` records ``replicas`` and ``strategy``. Returns
     :class:`RunResult` (model, run, history, results) and always merges ``results.json``.

@@ -12,8 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from .configs import option_number as _number
-from .run import model_names
+from .session import import_tensorflow
+
+import_tensorflow()  # before .run imports it: TensorFlow's start-up lines stay off the terminal, others show
+
+from .configs import option_number as _number  # noqa: E402
+from .run import model_names  # noqa: E402
 
 DEFAULT_RUN = "default"
 

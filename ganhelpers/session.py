@@ -34,6 +34,7 @@ LOAD_NOISE = (
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
     r"oneDNN custom operations are on",
     r"Could not find cuda drivers on your machine",
+    r"failed call to cuInit: .*(UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE)",  # no GPU here (the setup says so)
     r"This TensorFlow binary is optimized to use available CPU instructions",
     r"To enable the following instructions: .* rebuild TensorFlow",
     r"Unable to register cu(DNN|FFT|BLAS) factory",

@@ -167,6 +167,7 @@ def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_dev
     proc = _subprocess("-m", "ganhelpers", "train", "dcgan", "--devices", "2", "--steps", "10", "--run", "back",
                        "--root", str(root), "--quiet")
     assert "trained to step 10 (epoch " in proc.stdout and "on 2 replicas (MirroredStrategy)" in proc.stdout
+    assert "absl::InitializeLog" not in proc.stderr and "cuda drivers" not in proc.stderr  # the CLI is quiet
     back = run.train(run.model_kind("dcgan").config("smoke"), "back", root=root, verbose=0)
     assert back.results["replicas"] == 1 and back.results["strategy"] == "default"
     assert Path(back.results["resumed_from"]).name == "ckpt-10" and back.results["step"] == 28

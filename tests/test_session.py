@@ -17,12 +17,16 @@ NOISE = """WARNING: All log messages before absl::InitializeLog() is called are 
 I0000 00:00:1796134828.131777    8154 port.cc:153] oneDNN custom operations are on. You may see slightly different
 I0000 00:00:1796134828.132322 8154 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
 E0000 00:00:1796134828.2 8154 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to register factory
+E0000 00:00:1796140530.978004 17078 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to \
+cuInit: UNKNOWN ERROR (303)
 """
 
 
 def test_tensorflows_start_up_lines_are_dropped_and_anything_else_is_kept():
     assert session.loud_lines(NOISE) == []
     real = "OSError: libcudart.so.12: cannot open shared object file"
+    driver = "E0000 cuda_platform.cc:52] failed call to cuInit: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH"
+    assert session.loud_lines(driver) == [driver]  # a GPU whose driver is wrong is news: kept
     assert session.loud_lines(NOISE + real + "\n\n") == [real]
 
 

@@ -12,7 +12,9 @@ Colab; that search has to run before ganhelpers can be imported). Then :func:`st
   else ``<repository>/model_data`` and ``~/.keras/datasets``; and prints them;
 - makes ``%tensorboard`` find TensorBoard in a kernel whose ``PATH`` lacks the environment's ``bin/``
   (a kernel started by ``make notebook``): it sets ``TENSORBOARD_BINARY``, the variable TensorBoard's
-  notebook extension reads for this, and nothing else, only when TensorBoard is not on ``PATH``.
+  notebook extension reads for this, and nothing else, only when TensorBoard is not on ``PATH``;
+- makes the ``tf.distribute`` strategy of the notebook's ``DEVICES`` (:func:`distribution`, once per
+  kernel) and says how many replicas it found.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ HEADLINE = {"fid": "fid", "kid": "kid", "sgan_test_accuracy": "test_accuracy",
             "baseline_test_accuracy": "baseline_test_accuracy"}
 
 
-def write_hparams(run, config: dict) -> bool:
+def write_hparams(run, config: dict, extra: dict | None = None) -> bool:
     """The run's hyperparameters as an HParams session in ``logs/`` (trial ``<experiment>/<run>``),
     once per run: an identical session already there is kept; a different one (a resume with a
     changed learning rate) is replaced, since TensorBoard reads only the first session of a run.
@@ -146,12 +146,13 @@ def write_hparams(run, config: dict) -> bool:
     The HParams tab orders nothing itself from here: TensorBoard lists the hyperparameters whose
     values differ between the runs it loaded first (then by name), and the metrics (every scalar tag
     of the run) by name, where the ``Headline/*`` figures come first (a capital sorts before the
-    lower-case groups); its table shows the first five of each."""
+    lower-case groups); its table shows the first five of each. ``extra``: values that are not in
+    the config but describe the trial (the run loop's ``replicas`` and ``strategy``)."""
     from tensorboard.plugins.hparams import api as hp
     from tensorboard.plugins.hparams import metadata as hp_metadata
 
     flush(run)  # a session written by this process is on disk before it is looked for
-    values, trial = flat_hparams(config), f"{run.experiment}/{run.name}"
+    values, trial = {**flat_hparams(config), **(extra or {})}, f"{run.experiment}/{run.name}"
     pb = hp.hparams_pb(values, trial_id=trial)
     wanted = hp_metadata.parse_session_start_info_plugin_data(pb.value[0].metadata.plugin_data.content)
     found = [hp_metadata.parse_session_start_info_plugin_data(v.metadata.plugin_data.content)
@@ -254,7 +255,10 @@ class TensorBoard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.config is not None:
-            write_hparams(self.run, self.config)
+            strategy = self.model.distribute_strategy
+            name = type(strategy).__name__
+            write_hparams(self.run, self.config, {"replicas": int(strategy.num_replicas_in_sync),
+                                                  "strategy": "default" if name.startswith("_Default") else name})
             write_layout(self.run, self.model, self.config.get("model", type(self.model).__name__.lower()))
 
     def _values(self, logs) -> dict:

@@ -138,9 +138,12 @@ def _subprocess(*argv, timeout=900):
 
 
 def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_device_counts(tmp_path):
-    import numpy as np
+    from types import SimpleNamespace
 
-    from ganhelpers import run
+    import numpy as np
+    from tensorboard.plugins.hparams import metadata as hp_metadata
+
+    from ganhelpers import run, summaries
 
     root = tmp_path / "model_data"
     # one device -> two: an SGAN run started here (one CPU device) to step 10 ...
@@ -157,6 +160,11 @@ def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_dev
         results = json.loads((root / run.model_kind(name).experiment(run.model_kind(name).config("smoke")) / "two"
                               / "results.json").read_text())
         assert results["replicas"] == 2 and results["strategy"] == "MirroredStrategy"
+        [session] = [hp_metadata.parse_session_start_info_plugin_data(v.metadata.plugin_data.content) for v in
+                     summaries._tagged(SimpleNamespace(logs=root / results["experiment"] / "two" / "logs"),
+                                       summaries.HPARAMS_TAG)]
+        assert (session.hparams["replicas"].number_value, session.hparams["strategy"].string_value) == \
+            (2, "MirroredStrategy"), name  # in the HParams too
     # PGGAN's schedule counts the global batch (each replica sees half): 4 steps at 4x4 and 8x8
     assert kinds["pggan"]["images_seen"] == 4 * run.model_kind("pggan").config("smoke")["training"]["batch_sizes"][4]
     # ... continued on two devices from its checkpoint

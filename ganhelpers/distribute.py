@@ -46,6 +46,13 @@ def split_cpu(n: int = 2) -> list[str]:
 STRATEGIES = ("default", "mirrored", "tpu", "auto")
 
 
+def strategy_name(strategy) -> str:
+    """``MirroredStrategy``, ``TPUStrategy``, ...; ``default`` for TensorFlow's one-device strategy
+    (what results.json and the HParams record)."""
+    name = type(strategy).__name__
+    return "default" if name == "_DefaultDistributionStrategy" else name
+
+
 def _tpu_strategy() -> tf.distribute.TPUStrategy:
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -34,6 +34,7 @@ import tensorflow as tf
 from . import callbacks as cb
 from . import summaries
 from .configs import ConfigError, validate_config
+from .distribute import strategy_name
 from .experiment import (
     DamagedRunFile,
     Run,
@@ -332,12 +333,6 @@ def restore(model, run: Run, config: dict | None = None, kind: ModelKind | None 
     if kind.restore is not None:
         return kind.restore(model, run)
     return cb.Checkpoint(run).restore_before_fit(model)
-
-
-def strategy_name(strategy) -> str:
-    """``MirroredStrategy``, ``TPUStrategy``, ...; ``default`` for TensorFlow's one-device strategy."""
-    name = type(strategy).__name__
-    return "default" if name == "_DefaultDistributionStrategy" else name
 
 
 def train(config: dict, run_name: str = "default", *, root=None, steps: int | None = None, data=None,

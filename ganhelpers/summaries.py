@@ -255,10 +255,11 @@ class TensorBoard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.config is not None:
+            from .distribute import strategy_name
+
             strategy = self.model.distribute_strategy
-            name = type(strategy).__name__
             write_hparams(self.run, self.config, {"replicas": int(strategy.num_replicas_in_sync),
-                                                  "strategy": "default" if name.startswith("_Default") else name})
+                                                  "strategy": strategy_name(strategy)})
             write_layout(self.run, self.model, self.config.get("model", type(self.model).__name__.lower()))
 
     def _values(self, logs) -> dict:

@@ -63,10 +63,20 @@ def _train(args) -> int:
         raise SystemExit(f"error: {err} (from --preset {args.preset} and --set)") from None
     run_name = args.run or (f"{DEFAULT_RUN}-{config['variant']}" if kind.variants else DEFAULT_RUN)
     root = Path(args.root) if args.root else DEFAULT_ROOT
-    run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)  # refuses a changed model
-    _print_run(run, kind.name)
-    result = train(config, run_name, run=run, steps=args.steps, data_dir=args.data_dir,
+    from .distribute import is_chief, worker_name
+
+    chief = strategy is None or is_chief(strategy)
+    run = None
+    if chief:  # another worker of a multi-worker run writes nothing in the run folder (run.train)
+        # refuses a changed model
+        run = open_run(kind.experiment(config), run_name, config, root=root, fresh=args.fresh)
+        _print_run(run, kind.name)
+    result = train(config, run_name, run=run, root=root, fresh=args.fresh, steps=args.steps, data_dir=args.data_dir,
                    download=not args.no_download, verbose=2 if args.quiet else "auto", strategy=strategy)
+    if not chief:
+        print(f"{worker_name(strategy)}: trained to step {result.results['step']} with the others; the chief wrote "
+              f"the run folder {result.run.dir}")
+        return 0
     r = result.results
     if result.nothing_to_train:
         print(f"nothing to train: step {r['step']} of {result.total_steps} already done; "
@@ -187,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     p.add_argument("--devices", type=_number(int, 1, False, "--devices"), default=None,
                    help="train on N devices (MirroredStrategy): N GPUs, or N logical CPU devices without a GPU")
-    p.add_argument("--strategy", choices=("default", "mirrored", "tpu"), default=None,
+    p.add_argument("--strategy", choices=("default", "mirrored", "tpu", "multiworker"), default=None,
                    help="tf.distribute strategy (default: mirrored when --devices > 1, else one device); "
-                   "tpu: a Colab TPU (untested on hardware)")
+                   "tpu: a Colab TPU (untested on hardware); multiworker: several machines, each running this "
+                   "command with its own TF_CONFIG (README: several machines)")
     p.set_defaults(fn=_train)
 
     p = sub.add_parser("demo", help="train a DCGAN on the offline digits (a few minutes on CPU)")
@@ -268,7 +279,7 @@ def _run(args) -> int:
     from .data import ArchiveError, DownloadError
     from .experiment import ConfigMismatch, DamagedRunFile, RunLocked, UnsafeRunFolder
     from .inception import UnsafeGraph
-    from .run import DiskFull, HistoryWithoutCheckpoint, TrainingInterrupted
+    from .run import DiskFull, HistoryWithoutCheckpoint, TrainingInterrupted, WorkerLost
 
     try:
         return args.fn(args)
@@ -279,7 +290,8 @@ def _run(args) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except (ConfigMismatch, RunLocked, UnreadableCheckpoints, UnsafeCheckpointIndex, UnsafeRunFolder, DamagedRunFile,
-            HistoryWithoutCheckpoint, ConfigError, DiskFull, DownloadError, ArchiveError, UnsafeGraph) as err:
+            HistoryWithoutCheckpoint, ConfigError, DiskFull, DownloadError, ArchiveError, UnsafeGraph,
+            WorkerLost) as err:
         raise SystemExit(f"error: {err}") from None
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         # bad input named by the code that found it (an empty folder, a wrong path, mixed image sizes):

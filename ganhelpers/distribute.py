@@ -23,7 +23,9 @@ Two differences from one device, both by design of ``tf.distribute``:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import keras
 import tensorflow as tf
@@ -43,12 +45,14 @@ def split_cpu(n: int = 2) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
-STRATEGIES = ("default", "mirrored", "tpu", "auto")
+STRATEGIES = ("default", "mirrored", "tpu", "multiworker", "auto")
 
 
 def strategy_name(strategy) -> str:
     """``MirroredStrategy``, ``TPUStrategy``, ...; ``default`` for TensorFlow's one-device strategy
     (what results.json and the HParams record)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     name = type(strategy).__name__
     return "default" if name == "_DefaultDistributionStrategy" else name
 
@@ -63,12 +67,83 @@ def _tpu_strategy() -> tf.distribute.TPUStrategy:
         raise RuntimeError(f"no TPU found ({e}); on Colab pick Runtime > Change runtime type > TPU") from e
 
 
+def multi_worker(strategy=None) -> bool:
+    """True under a ``MultiWorkerMirroredStrategy`` whose cluster has more than one worker."""
+    strategy = strategy or tf.distribute.get_strategy()
+    in_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return bool(in_mode and in_mode())
+
+
+def is_chief(strategy=None) -> bool:
+    """Whether this process writes the run folder: always on one machine; under several workers the
+    ``chief`` task, or worker 0 when the cluster names no chief (TensorFlow's own convention)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if not multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    kind, index = resolver.task_type, resolver.task_id
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_name(strategy=None) -> str:
+    """``worker 1`` / ``chief 0`` under several workers, ``this process`` otherwise (for messages)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if not multi_worker(strategy):
+        return "this process"
+    return f"{strategy.cluster_resolver.task_type} {strategy.cluster_resolver.task_id}"
+
+
+def read_tf_config(text: str | None = None) -> dict:
+    """``TF_CONFIG`` (the JSON every worker of a multi-worker run is started with), checked: a
+    ``cluster`` of ``worker`` (and optionally ``chief``) address lists and this process's ``task``
+    (``type`` and ``index`` within its list). Raises ``ValueError`` saying what is wrong."""
+    text = os.environ.get("TF_CONFIG") if text is None else text
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}\'')
+    if not text:
+        raise ValueError(f"--strategy multiworker needs TF_CONFIG in the environment of every worker, e.g. {example} "
+                         "(index 1 on the second machine)")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not JSON ({e}): expected {example}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster.get("worker") and not cluster.get("chief"):
+        raise ValueError(f"TF_CONFIG has no cluster.worker list of host:port addresses: expected {example}")
+    for role, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
+            raise ValueError(f"TF_CONFIG cluster.{role} must be a list of 'host:port' strings, got {addresses!r}")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ValueError(f"TF_CONFIG task.type must name one of the cluster's roles ({', '.join(cluster)}), "
+                         f"got {task!r}")
+    index = task.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[task["type"]]):
+        raise ValueError(f"TF_CONFIG task.index must be 0..{len(cluster[task['type']]) - 1} (the {task['type']} "
+                         f"list has {len(cluster[task['type']])}), got {index!r}")
+    return config
+
+
+def _multiworker_strategy(devices: int | None) -> tf.distribute.MultiWorkerMirroredStrategy:
+    config = read_tf_config()
+    gpus = tf.config.list_physical_devices("GPU")
+    if devices and devices > 1 and not gpus:
+        raise ValueError(f"--strategy multiworker trains one replica per worker on a CPU, not devices={devices}: "
+                         "start more workers instead")
+    workers = sum(len(v) for v in config["cluster"].values())
+    log.info("MultiWorkerMirroredStrategy: %s %d of %d workers", config["task"]["type"], config["task"]["index"],
+             workers)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.distribute.Strategy:
     """The one place a strategy is made: ``python -m ganhelpers train --strategy KIND --devices N``,
     the notebooks' ``DEVICES``, and code. ``mirrored``: over the first ``devices`` GPUs (default:
     all), or, on a machine without GPUs, over ``devices`` logical CPU devices (to try it on a laptop:
     no faster, the same arithmetic); ``tpu``: a Colab TPU (untested on hardware here); ``default``:
-    one device; ``auto``: a TPU if there is one, else mirrored over 2+ GPUs, else one device.
+    one device; ``multiworker``: several machines (or processes), each started with the same
+    command and its own ``TF_CONFIG`` (see :func:`read_tf_config`), one replica per worker on a CPU,
+    each worker's GPUs where it has them; ``auto``: a TPU if there is one, else mirrored over 2+ GPUs, else one device.
     ``kind=None`` means ``mirrored`` when ``devices`` > 1, else ``default``. Call it before
     TensorFlow runs anything (logical devices are fixed at its first operation)."""
     if devices is not None and (not isinstance(devices, int) or isinstance(devices, bool) or devices < 1):
@@ -88,6 +163,8 @@ def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.dis
         return tf.distribute.get_strategy()
     if kind == "tpu":
         return _tpu_strategy()
+    if kind == "multiworker":
+        return _multiworker_strategy(devices)
     gpus = tf.config.list_physical_devices("GPU")
     n = devices or max(1, len(gpus))
     if gpus:

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses as losses_lib
+from .distribute import multi_worker
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,25 @@ class GANBase(keras.Model):
         optimizer.apply_gradients(zip(grads, variables, strict=True))
 
     def _report(self, **values) -> dict:
+        """Update the loss trackers; return their values (the step's logs). Under several workers
+        each value is returned with shape [1]: Keras 3 averages a multi-worker step's outputs with
+        ``strategy.reduce("MEAN", value, axis=0)``, which fails on a scalar ("Invalid reduction
+        dimension 0 for input with 0 dimensions", tensorflow#72388) and turns [1] into the scalar."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if multi_worker():
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3 builds a model under a strategy by tracing it on the first batch, averaged over the
+        replicas in eager mode, which fails under several workers ("Attempt to convert a value
+        (PerReplica...) to a Tensor"). A GAN here is built before ``fit`` (its networks by their
+        constructors, its optimizers by :meth:`prepare_distributed`), so there is nothing to build."""
+        if multi_worker(self.distribute_strategy) and self.built:
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
 
 class GAN(GANBase):

@@ -24,6 +24,8 @@ import importlib
 import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -32,10 +34,11 @@ import keras
 import tensorflow as tf
 
 from . import callbacks as cb
-from . import summaries
+from . import distribute, summaries
 from .configs import ConfigError, validate_config
 from .distribute import strategy_name
 from .experiment import (
+    DEFAULT_ROOT,
     DamagedRunFile,
     Run,
     apply_learning_rates,
@@ -354,12 +357,86 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     config = validate_config(dict(config, model=kind.name))
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
         raise ConfigError(f"steps must be a whole number >= 0, got {steps!r}")
-    run = run or open_run(kind.experiment(config), run_name, config, root=root, fresh=fresh)
-    check_run_folder(run.dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    worker = _Worker(strategy, kind, config, run_name, root, fresh, run)
+    try:
+        return _train(kind, config, worker.run, worker, steps=steps, data=data, data_dir=data_dir,
+                      download=download, verbose=verbose, callbacks=callbacks, tensorboard=tensorboard,
+                      strategy=strategy)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
+        if not worker.several:
+            raise
+        detail = next((line.strip() for line in str(err).splitlines()
+                       if line.strip() and "Graph execution error" not in line), "")
+        raise WorkerLost(
+            f"{worker.name} lost its peers ({type(err).__name__}: {detail[:200]}): a worker "
+            f"stopped or cannot be reached. Start the same command on every worker again: they all resume "
+            f"from the chief's newest checkpoint in {worker.shared.checkpoints}.") from None
+    finally:
+        worker.close()
+
+
+class WorkerLost(RuntimeError):
+    """A multi-worker run lost a worker (killed, disconnected): every worker stops; started again, all
+    resume from the chief's newest checkpoint."""
+
+
+class _Worker:
+    """Which folder this process writes under ``tf.distribute``: the run folder on one machine and on
+    the chief; under several workers, the other workers train the same steps into a scratch copy of the
+    run (outside it, deleted at the end: TensorFlow's collectives need every worker to save, log and
+    checkpoint alike) that starts from a copy of the chief's checkpoints, so they write nothing in the
+    run folder. The run folder must be one every worker can read (one machine, a shared file system)."""
+
+    def __init__(self, strategy, kind, config, run_name, root, fresh, run):
+        self.several = distribute.multi_worker(strategy)
+        self.chief = distribute.is_chief(strategy)
+        self.name = distribute.worker_name(strategy)
+        self.scratch: Path | None = None
+        if self.chief:
+            self.run = self.shared = run or open_run(kind.experiment(config), run_name, config, root=root, fresh=fresh)
+            check_run_folder(self.run.dir)
+        else:
+            experiment = kind.experiment(config)
+            self.shared = run or Run(dir=Path(root if root is not None else DEFAULT_ROOT) / experiment / run_name,
+                                     experiment=experiment, name=run_name)
+            self.scratch = Path(tempfile.mkdtemp(prefix=f"ganhelpers-{self.name.replace(' ', '')}-"))
+            self.run = open_run(experiment, run_name, config, root=self.scratch)
+        if self.several:
+            _barrier(strategy)  # the chief has opened (or, with fresh, emptied) the run folder
+        if not self.chief:
+            copied = 0
+            if self.shared.checkpoints.is_dir():
+                for f in self.shared.checkpoints.iterdir():
+                    if f.is_file() and not f.is_symlink() and (f.name == "checkpoint" or f.name.startswith("ckpt-")):
+                        shutil.copyfile(f, self.run.checkpoints / f.name)
+                        copied += 1
+            log.info("%s: trains into the scratch folder %s from %d file(s) of the chief's checkpoints in %s",
+                     self.name, self.run.dir, copied, self.shared.checkpoints)
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.run.release()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+
+def _barrier(strategy) -> None:
+    """Every worker waits here for the others (one all-reduce of a constant)."""
+    def one():
+        return tf.constant(1.0)
+
+    def all_reduce():
+        return strategy.reduce("SUM", strategy.run(one), axis=None)
+
+    tf.function(all_reduce, autograph=False)()
+
+
+def _train(kind, config, run, worker, *, steps, data, data_dir, download, verbose, callbacks, tensorboard,
+           strategy) -> RunResult:
     seed_everything(config.get("seed", 0))
     if data is None:
         data = kind.load_data(config, data_dir, download)
-    strategy = strategy or tf.distribute.get_strategy()
     replicas = int(strategy.num_replicas_in_sync)
     batch = config.get("data", {}).get("batch_size")
     if replicas > 1 and isinstance(batch, int) and batch % replicas:
@@ -444,7 +521,8 @@ def train(config: dict, run_name: str = "default", *, root=None, steps: int | No
     if tensorboard:  # the final figures at the final step: Headline/* (FID, KID, test accuracy), results/*
         summaries.scalars(run, summaries.result_scalars(results), step)
     summaries.close(run)  # snapshots and the papers' logs write through it with tensorboard=False too
-    return RunResult(model, run, history, results, start_step, total, config_steps)
+    # another worker's results are those of its scratch copy (deleted); its RunResult names the run folder
+    return RunResult(model, worker.shared, history, results, start_step, total, config_steps)
 
 
 # -- run folders --------------------------------------------------------------------------------

@@ -157,10 +157,12 @@ class GANBase(keras.Model):
         dimension 0 for input with 0 dimensions", tensorflow#72388) and turns [1] into the scalar."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
-        if multi_worker():
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
+        return {name: self._step_output(tracker.result()) for name, tracker in self.trackers.items()}
+
+    @staticmethod
+    def _step_output(value):
+        """A value of the step's logs as Keras can reduce it: shape [1] under several workers."""
+        return tf.reshape(value, [1]) if multi_worker() else value
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Keras 3 builds a model under a strategy by tracing it on the first batch, averaged over the

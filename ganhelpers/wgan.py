@@ -293,7 +293,8 @@ class WGAN(GAN):
         g_tracker = self.trackers["generator_loss"]
         g_tracker.update_state(g_loss, sample_weight=g_weight)
         logs = self._report(critic_loss=c_loss, wasserstein=-w_loss, **extra)
-        logs["generator_loss"] = tf.where(g_tracker.count > 0, g_tracker.result(), self.last_generator_loss)
+        logs["generator_loss"] = self._step_output(
+            tf.where(g_tracker.count > 0, g_tracker.result(), self.last_generator_loss))
         return logs
 
     def loggable(self, logs) -> dict:

@@ -29,9 +29,10 @@ The phase path is taken for ``padding="same"``, channels-last, no dilation, grou
 padding, equal strides, an output exactly ``stride *`` the input, a kernel at least the stride and
 at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and on GPUs/TPUs
 (whose libraries run the transposed op well), the layers call the native op.
-The builders use these layers only when a config asks for them (``training.conv: phases``); the
-default is Keras' own ``Conv2D`` / ``Conv2DTranspose``. Measured: x1.35 on an AVX2-only CPU, no gain
-on an AVX-512 CPU (see the README's speed section).
+The builders use these layers by default where TensorFlow sees no GPU/TPU (``training.conv:
+auto``; ``keras`` forces Keras' own ``Conv2D`` / ``Conv2DTranspose``, ``phases`` these). Measured on
+the DCGAN paper step: x1.35-1.42 on a 2-core AVX-512 CPU, x2.2 on a 2-core AVX2-only one (the
+README's speed section; ``benchmarks/torch_twin.py``).
 """
 
 from __future__ import annotations

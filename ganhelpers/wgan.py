@@ -534,7 +534,7 @@ def _build_wgan(config: dict, variant: str):
     data, g, c = config["data"], dict(config["generator"]), dict(config["critic"])
     size, channels = data["image_size"], data["channels"]
     use_bias = c.pop("use_bias", True)
-    g["conv"] = c["conv"] = config.get("training", {}).get("conv", "keras")
+    g["conv"] = c["conv"] = config.get("training", {}).get("conv", "auto")
     generator = dcgan_generator(size, channels, **g)
     seed = config.get("seed", 0)
     if variant == "clip":

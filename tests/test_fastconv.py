@@ -139,16 +139,25 @@ def test_path_choice_phases_on_cpu_native_for_few_channels_native_path_and_accel
         PhaseConv2DTranspose(16, 5, path="fast")
 
 
-def test_builders_use_keras_layers_unless_the_config_asks_for_phases():
-    from ganhelpers.layers import build_dcgan_networks
+def test_builders_take_the_phase_form_on_a_cpu_by_default_and_keras_layers_when_asked(monkeypatch):
+    from ganhelpers import fastconv
+    from ganhelpers.layers import build_dcgan_networks, resolve_conv
+
+    def kinds(config):
+        return {type(layer) for net in build_dcgan_networks(config) for layer in net.layers}
 
     config = dcgan_config("smoke")
-    kinds = {type(layer) for net in build_dcgan_networks(config) for layer in net.layers}
-    assert keras.layers.Conv2D in kinds and keras.layers.Conv2DTranspose in kinds
-    assert not kinds & {PhaseConv2D, PhaseConv2DTranspose}
-    config["training"]["conv"] = "phases"
-    kinds = {type(layer) for net in build_dcgan_networks(config) for layer in net.layers}
-    assert {PhaseConv2D, PhaseConv2DTranspose} <= kinds and keras.layers.Conv2D not in kinds
+    assert "conv" not in config["training"] and resolve_conv() == "phases"  # no GPU/TPU here
+    assert {PhaseConv2D, PhaseConv2DTranspose} <= kinds(config) and keras.layers.Conv2D not in kinds(config)
+    monkeypatch.setattr(fastconv, "_accelerator_visible", lambda: True)  # where a GPU is seen
+    assert resolve_conv() == "keras" and keras.layers.Conv2DTranspose in kinds(config)
+    monkeypatch.undo()
+    config["training"]["conv"] = "keras"
+    assert keras.layers.Conv2D in kinds(config) and keras.layers.Conv2DTranspose in kinds(config)
+    assert not kinds(config) & {PhaseConv2D, PhaseConv2DTranspose}
+    config["training"]["conv"] = "fast"
+    with pytest.raises(ValueError, match=r"conv must be one of \['keras', 'phases', 'auto'\], got 'fast'"):
+        build_dcgan_networks(config)
 
 
 @pytest.mark.parametrize("shape,kwargs", [

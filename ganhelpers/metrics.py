@@ -359,11 +359,16 @@ def sliced_wasserstein(real_images, fake_images, patches_per_image: int = 128, p
     own), and the distance estimated with ``repeats`` x ``directions`` (4 x 128 = 512) random
     projections. Fine levels measure details and texture, the coarsest level the large-scale shape.
 
+    Patch positions are drawn independently for each set, as PGGAN's own code does (its
+    ``metrics/sliced_wasserstein.py`` picks random neighbourhoods per image set), so SWD compares
+    two samples of patches and not image i's patches with image i's: two identical sets give a small
+    positive value (the sampling noise, falling as ``patches_per_image`` grows), and the figures are
+    on the scale of the paper's tables. The random projections are shared by both sets.
+
     Returns ``{"sizes": [side of each level, finest first], "levels": [distance per level], "mean":
-    their mean}``. Lower is better; identical sets give exactly 0 (patch positions and directions
-    are drawn once and shared by both sets). The paper's tables print values x 10^3. Both sets need
-    the same image size (at least 16x16) and 2 images; the larger set is subsampled (seeded) to the
-    size of the smaller so the two descriptor sets have equal counts.
+    their mean}``. Lower is better; the paper's tables print values x 10^3. Deterministic for a
+    given ``seed``. Both sets need the same image size (at least 16x16) and 2 images; the larger
+    set is subsampled (seeded) to the size of the smaller so the two descriptor sets have equal counts.
     """
     real = _image_array(real_images, "SWD", "real", 2, min_size)
     fake = _image_array(fake_images, "SWD", "fake", 2, min_size)
@@ -380,9 +385,9 @@ def sliced_wasserstein(real_images, fake_images, patches_per_image: int = 128, p
     fake_levels = laplacian_pyramid(fake, min_size)
     distances = []
     for r, f in zip(real_levels, fake_levels, strict=True):
-        ys, xs = _patch_offsets(n, r.shape[1:3], patches_per_image, patch_size, rng)
-        distances.append(_sliced_distance(_descriptors(r, ys, xs, patch_size), _descriptors(f, ys, xs, patch_size),
-                                          rng, directions, repeats))
+        real_patches = _descriptors(r, *_patch_offsets(n, r.shape[1:3], patches_per_image, patch_size, rng), patch_size)
+        fake_patches = _descriptors(f, *_patch_offsets(n, f.shape[1:3], patches_per_image, patch_size, rng), patch_size)
+        distances.append(_sliced_distance(real_patches, fake_patches, rng, directions, repeats))
     return {"sizes": [lvl.shape[1] for lvl in real_levels], "levels": distances, "mean": float(np.mean(distances))}
 
 

@@ -208,20 +208,74 @@ def _kth_smallest(block: np.ndarray, k: int) -> np.ndarray:
     return block.min(axis=1)
 
 
+def _round_off_bound(dtype, dims: int) -> float:
+    """Bound on the round-off of a blocked squared distance ||a||^2 + ||b||^2 - 2 a.b over ``dims``
+    components in ``dtype``, relative to ||a||^2 + ||b||^2: the products' worst case ((dims + 2)
+    eps, whatever the summation order) plus the centring's rounding, with a margin of 2."""
+    return 8.0 * (dims + 4) * float(np.finfo(dtype).eps)
+
+
+def exact_squared_distances(a, b, i, j, budget_bytes: int = 32 << 20) -> np.ndarray:
+    """The canonical squared distance of each pair (a[i[p]], b[j[p]]) (P,) float64: the float64
+    differences, squared, summed in one fixed pairwise order (halves added elementwise until one
+    column is left). One value per pair of vectors, whichever set, row or block they come from,
+    and symmetric (a copy of a point ties exactly with it); exact for integer-valued features
+    (squared distances below 2^53)."""
+    a, b = np.asarray(a), np.asarray(b)
+    i, j = np.asarray(i, np.intp), np.asarray(j, np.intp)
+    dims = a.shape[1]
+    width = 1 << max(0, dims - 1).bit_length()  # zero-padded to a power of two: adding 0 is exact
+    out = np.empty(len(i), np.float64)
+    chunk = int(max(1, budget_bytes // (8 * width)))
+    for s in range(0, len(i), chunk):
+        d = np.zeros((len(i[s:s + chunk]), width), np.float64)
+        d[:, :dims] = a[i[s:s + chunk]]
+        d[:, :dims] -= b[j[s:s + chunk]]
+        d *= d
+        while d.shape[1] > 1:  # elementwise adds only: no BLAS or SIMD regrouping, the same order for every pair
+            half = d.shape[1] // 2
+            d = d[:, :half] + d[:, half:]
+        out[s:s + chunk] = d[:, 0]
+    return out
+
+
+def _exact_kth(approx: np.ndarray, err: np.ndarray, k: int, points: np.ndarray, start: int) -> np.ndarray:
+    """The exact k-th smallest squared distance of each row of a block (rows ``start`` ... of the
+    set ``points`` against all of it) known to within ``err`` (``approx``, +inf where excluded): only
+    the entries that could be among the k nearest are computed by :func:`exact_squared_distances`."""
+    upper = _kth_smallest(approx + err, k)  # the exact k-th smallest is at most this
+    rows, cols = np.nonzero(approx - err <= upper[:, None])  # at least k per row, rows ascending
+    exact = exact_squared_distances(points, points, start + rows, cols)
+    order = np.lexsort((exact, rows))  # by row, then by distance
+    return exact[order][np.searchsorted(rows, np.arange(len(approx))) + k - 1]
+
+
+def _knn_radii(fast: np.ndarray, original: np.ndarray, k: int, block_rows: int | None) -> np.ndarray:
+    """Exact squared k-NN radii of ``original`` (the points as given) from
+    blocked products over ``fast`` (the same points, centred and in the working dtype), refined
+    where round-off could change the k-th."""
+    sq = np.einsum("ij,ij->i", fast, fast)
+    tol = _round_off_bound(fast.dtype, fast.shape[1])
+    radii = np.empty(len(fast), np.float64)
+    for start, stop, g in _partial_distance_blocks(fast, fast, block_rows):
+        g += sq[start:stop, None]
+        rows = np.arange(stop - start)
+        g[rows, start + rows] = np.inf  # not its own neighbour
+        err = tol * (sq[start:stop, None] + sq[None, :])
+        radii[start:stop] = _exact_kth(g, err, k, original, start)
+    return radii
+
+
 def knn_radii(features, k: int = 3, block_rows: int | None = None) -> np.ndarray:
-    """Squared distance from each row of ``features`` to its k-th nearest *other* row (N,), from
-    blocked products (:func:`squared_distance_blocks`; the row's own norm is added after the
-    selection, which it does not change)."""
+    """Squared distance from each row of ``features`` to its k-th nearest *other* row (N,) float64,
+    exactly as :func:`exact_squared_distances` gives it: blocked products
+    (:func:`squared_distance_blocks`) find the neighbours, and the few distances that round-off
+    could place either side of the k-th are computed exactly."""
     x = np.asarray(features)
     if len(x) <= k:
         raise ValueError(f"k-NN radii need more than k={k} samples, got {len(x)}")
-    x_sq = np.einsum("ij,ij->i", x, x)
-    radii = np.empty(len(x), x.dtype)
-    for start, stop, g in _partial_distance_blocks(x, x, block_rows):
-        rows = np.arange(stop - start)
-        g[rows, start + rows] = np.inf  # not its own neighbour
-        radii[start:stop] = _kth_smallest(g, k) + x_sq[start:stop]
-    return np.maximum(radii, 0.0)
+    fast = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    return _knn_radii(fast, x, k, block_rows)
 
 
 def precision_recall(real_features, fake_features, k: int = 3, block_rows: int | None = None,
@@ -237,27 +291,44 @@ def precision_recall(real_features, fake_features, k: int = 3, block_rows: int |
     above 1 where fakes crowd dense real regions); coverage: share of real balls holding at least one
     fake sample. k = 3 as Kynkaanniemi et al.; Naeem et al. recommend k = 5 for density/coverage.
 
-    Distances are blocked matrix products (:func:`squared_distance_blocks`) on features centred on
-    the real mean, in ``dtype``. Returns a dict with the four numbers, ``k``, ``num_real``,
-    ``num_fake``. Needs at least k + 1 samples per side.
+    Balls are closed: a point at exactly the radius is inside (as Kynkaanniemi et al. and
+    StyleGAN2-ADA's code; the ``prdc`` package uses open balls), and ties are decided exactly, not by
+    round-off. Distances are blocked matrix products (:func:`squared_distance_blocks`) on features
+    centred on the real mean, in ``dtype``, with a bound on their round-off; every radius and every
+    comparison that bound leaves open is redone on :func:`exact_squared_distances` of the features as
+    given (one canonical float64 value per pair, exact for integer-valued features). So a copy of the
+    real set gives precision = recall = coverage = 1 and, without tied distances, density exactly
+    (k + 1) / k (each real point lies in its own ball and in those of the k points it is nearest to).
+
+    Returns a dict with the four numbers, ``k``, ``num_real``, ``num_fake``. Needs at least k + 1
+    samples per side.
     """
     if k < 1:
         raise ValueError(f"precision/recall: k must be >= 1, got {k}")
     real, fake = _feature_pair(real_features, fake_features, "precision/recall", k + 1)
     centre = real.mean(axis=0, dtype=np.float64)
-    real = (real - centre).astype(dtype, copy=False)
-    fake = (fake - centre).astype(dtype, copy=False)
-    real_r2, fake_r2 = knn_radii(real, k, block_rows), knn_radii(fake, k, block_rows)
+    real_c, fake_c = (real - centre).astype(dtype), (fake - centre).astype(dtype)
+    real_r2, fake_r2 = _knn_radii(real_c, real, k, block_rows), _knn_radii(fake_c, fake, k, block_rows)
     real_balls = np.zeros(len(fake), np.int64)  # density: how many real balls hold fake j (> 0: precision)
     covered = np.zeros(len(real), bool)      # coverage: real ball i holds some fake
     in_fake = np.zeros(len(real), bool)      # recall: real i inside some fake ball
-    fake_sq = np.einsum("ij,ij->i", fake, fake)
-    for start, stop, d2 in _partial_distance_blocks(fake, real, block_rows):
-        d2 += fake_sq[start:stop, None]  # squared distances (round-off below 0 cannot change "<= radius")
-        inside_real = d2 <= real_r2[None, :]
+    fake_sq, real_sq = np.einsum("ij,ij->i", fake_c, fake_c), np.einsum("ij,ij->i", real_c, real_c)
+    tol = _round_off_bound(dtype, real.shape[1])
+    for start, stop, d2 in _partial_distance_blocks(fake_c, real_c, block_rows):
+        d2 += fake_sq[start:stop, None]  # squared distances, each within err of the exact one
+        err = tol * (fake_sq[start:stop, None] + real_sq[None, :])
+        low, high = d2 - err, d2 + err
+        fake_radius = fake_r2[start:stop, None]
+        inside_real, inside_fake = high <= real_r2[None, :], high <= fake_radius  # surely inside
+        unsure = ((low <= real_r2[None, :]) & ~inside_real) | ((low <= fake_radius) & ~inside_fake)
+        rows, cols = np.nonzero(unsure)
+        if len(rows):
+            exact = exact_squared_distances(fake, real, start + rows, cols)
+            inside_real[rows, cols] = exact <= real_r2[cols]
+            inside_fake[rows, cols] = exact <= fake_r2[start + rows]
         real_balls[start:stop] = np.count_nonzero(inside_real, axis=1)
         covered |= inside_real.any(axis=0)
-        in_fake |= (d2 <= fake_r2[start:stop, None]).any(axis=0)
+        in_fake |= inside_fake.any(axis=0)
     in_real = real_balls > 0
     return {"precision": float(in_real.mean()), "recall": float(in_fake.mean()),
             "density": float(real_balls.sum() / (k * len(fake))), "coverage": float(covered.mean()),
@@ -861,7 +932,8 @@ def eval_cli(args) -> int:
 
 
 __all__ = ["METRICS", "FEATURE_METRICS", "IMAGE_METRICS", "PR_METRICS", "LOWER_IS_BETTER", "polynomial_kernel", "kid",
-           "squared_distance_blocks", "knn_radii", "precision_recall", "pyramid_sizes", "laplacian_pyramid",
+           "squared_distance_blocks",
+           "exact_squared_distances", "knn_radii", "precision_recall", "pyramid_sizes", "laplacian_pyramid",
            "sliced_wasserstein", "ms_ssim_scales", "ms_ssim_power_factors", "ms_ssim_between", "ms_ssim",
            "expand_metric_names", "compute_metrics", "features_cache_path", "save_features", "load_npz",
            "real_features_cached", "MetricsMonitor", "add_eval_parser", "eval_cli", "EVAL_METRICS"]

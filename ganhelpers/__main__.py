@@ -136,7 +136,9 @@ def _gif(args) -> int:
 
 
 def _fid(args) -> int:
-    from . import fid
+    from .cli import fid_paths
+    from .inception import inception_extractor
+    from .metrics.fid import fid
     from .run import is_run_folder, restore_model
 
     sources = []
@@ -148,10 +150,10 @@ def _fid(args) -> int:
         else:
             sources.append(path)
     if all(isinstance(s, str) for s in sources):
-        return fid.cli_main(args)
-    extractor = fid.inception_extractor(args.weights)
+        return fid_paths(args)
+    extractor = inception_extractor(args.weights)
     print(f"extractor: {extractor.name} {extractor.note}".rstrip())
-    value = fid.fid(sources[0], sources[1], extractor=extractor, batch_size=args.batch, progress=True)
+    value = fid(sources[0], sources[1], extractor=extractor, batch_size=args.batch, progress=True)
     print(f"FID: {value:.6g} {extractor.note}".rstrip())
     return 0
 
@@ -234,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples drawn from a run folder's generator (default 1000)")
     p.set_defaults(fn=_fid)
 
-    from .metrics import add_eval_parser
+    from .cli import add_eval_parser
 
     add_eval_parser(sub)  # eval REAL FAKE: FID, KID, precision/recall, SWD, MS-SSIM
     return parser

@@ -1,4 +1,4 @@
-"""Inception feature extractors for FID and the Inception Score (see :mod:`ganhelpers.fid`).
+"""Inception feature extractors for FID and the Inception Score (see :mod:`ganhelpers.metrics.fid`).
 
 Two extractors give the 2048-d pool_3 features (the input to FID, Heusel et al. 2017):
 

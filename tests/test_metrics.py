@@ -290,8 +290,10 @@ def test_metrics_monitor_logs_every_evaluation_to_tensorboard_and_results(real, 
 # -- the command line -------------------------------------------------------------------------------
 
 def _eval(argv) -> int:
+    from ganhelpers.cli import add_eval_parser
+
     parser = argparse.ArgumentParser()
-    metrics.add_eval_parser(parser.add_subparsers(dest="command", required=True))
+    add_eval_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval", *argv])
     return args.fn(args)
 

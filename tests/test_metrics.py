@@ -126,7 +126,11 @@ def tied_integer_features():
             "offset": (rng.integers(0, 5, (60, 64)) * 7 + 1000, rng.integers(0, 5, (50, 64)) * 7 + 1000)}
 
 
-def test_ties_on_the_balls_boundary_are_decided_exactly_as_a_brute_force_count():
+@pytest.mark.parametrize("float64_stage", [0.0, 1.0])  # every float32 block redone in float64, or none
+def test_ties_on_the_balls_boundary_are_decided_exactly_as_a_brute_force_count(float64_stage, monkeypatch):
+    from ganhelpers.metrics import prdc
+
+    monkeypatch.setattr(prdc, "_FLOAT64_STAGE", float64_stage)
     for name, (r, f) in tied_integer_features().items():
         for k in (1, 3, 5):
             expected = brute_force_prdc(r, f, k)

@@ -72,7 +72,17 @@ def _round_off_bound(dtype, dims: int) -> float:
     return 8.0 * (dims + 4) * float(np.finfo(dtype).eps)
 
 
-def exact_squared_distances(a, b, i, j, budget_bytes: int = 32 << 20) -> np.ndarray:
+#: share of a block's entries left undecided by the float32 bound above which the block is redone in float64
+_FLOAT64_STAGE = 1e-3
+
+
+def _centred_bound(dtype, dims: int) -> float:
+    """The float64 stage's bound, relative to ||a||^2 + ||b||^2: the centring's rounding to ``dtype``
+    (at most 2 eps of it) and a float64 product over ``dims`` components, each with a margin of 4."""
+    return 8.0 * float(np.finfo(dtype).eps) + 8.0 * (dims + 4) * float(np.finfo(np.float64).eps)
+
+
+def exact_squared_distances(a, b, i, j, budget_bytes: int = 2 << 20) -> np.ndarray:
     """The canonical squared distance of each pair (a[i[p]], b[j[p]]) (P,) float64: the float64
     differences, squared, summed in one fixed pairwise order (halves added elementwise until one
     column is left). One value per pair of vectors, whichever set, row or block they come from,
@@ -85,8 +95,11 @@ def exact_squared_distances(a, b, i, j, budget_bytes: int = 32 << 20) -> np.ndar
     out = np.empty(len(i), np.float64)
     chunk = int(max(1, budget_bytes // (8 * width)))
     for s in range(0, len(i), chunk):
-        d = np.zeros((len(i[s:s + chunk]), width), np.float64)
-        d[:, :dims] = a[i[s:s + chunk]]
+        if width == dims:  # a chunk small enough to stay in cache through every pass
+            d = a[i[s:s + chunk]].astype(np.float64)
+        else:
+            d = np.zeros((len(i[s:s + chunk]), width), np.float64)
+            d[:, :dims] = a[i[s:s + chunk]]
         d[:, :dims] -= b[j[s:s + chunk]]
         d *= d
         while d.shape[1] > 1:  # elementwise adds only: no BLAS or SIMD regrouping, the same order for every pair
@@ -171,13 +184,33 @@ def precision_recall(real_features, fake_features, k: int = 3, block_rows: int |
     in_fake = np.zeros(len(real), bool)      # recall: real i inside some fake ball
     fake_sq, real_sq = np.einsum("ij,ij->i", fake_c, fake_c), np.einsum("ij,ij->i", real_c, real_c)
     tol = _round_off_bound(dtype, real.shape[1])
-    for start, stop, d2 in _partial_distance_blocks(fake_c, real_c, block_rows):
-        d2 += fake_sq[start:stop, None]  # squared distances, each within err of the exact one
-        err = tol * (fake_sq[start:stop, None] + real_sq[None, :])
+    wide = {}  # the float64 stage's real side, made once if a block needs it
+
+    def classify(d2, err, start, stop):
+        """(surely inside a real ball, surely inside a fake ball, undecided), entry by entry."""
         low, high = d2 - err, d2 + err
         fake_radius = fake_r2[start:stop, None]
-        inside_real, inside_fake = high <= real_r2[None, :], high <= fake_radius  # surely inside
+        inside_real, inside_fake = high <= real_r2[None, :], high <= fake_radius
         unsure = ((low <= real_r2[None, :]) & ~inside_real) | ((low <= fake_radius) & ~inside_fake)
+        return inside_real, inside_fake, unsure
+
+    for start, stop, d2 in _partial_distance_blocks(fake_c, real_c, block_rows):
+        d2 += fake_sq[start:stop, None]  # squared distances, each within err of the exact one
+        inside_real, inside_fake, unsure = classify(d2, tol * (fake_sq[start:stop, None] + real_sq[None, :]),
+                                                    start, stop)
+        if dtype != np.float64 and np.count_nonzero(unsure) > _FLOAT64_STAGE * unsure.size:
+            # Concentrated high-dimensional features leave many pairs within the float32 bound: the block
+            # again as a float64 product of the same centred values, whose bound is far tighter.
+            if not wide:
+                r64 = real_c.astype(np.float64)
+                wide.update(m2=np.ascontiguousarray(-2.0 * r64.T), sq=np.einsum("ij,ij->i", r64, r64))
+            f64 = fake_c[start:stop].astype(np.float64)
+            f_sq = np.einsum("ij,ij->i", f64, f64)[:, None]
+            d64 = f64 @ wide["m2"]
+            d64 += wide["sq"][None, :]
+            d64 += f_sq
+            inside_real, inside_fake, unsure = classify(d64, _centred_bound(dtype, real.shape[1]) *
+                                                        (f_sq + wide["sq"][None, :]), start, stop)
         rows, cols = np.nonzero(unsure)
         if len(rows):
             exact = exact_squared_distances(fake, real, start + rows, cols)

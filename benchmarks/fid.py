@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from _peak import measure_matmul_peak  # noqa: E402
 
-from ganhelpers import inception  # noqa: E402
-from ganhelpers.metrics import fid, frechet  # noqa: E402
+from ganhelpers.metrics import fid, frechet, inception  # noqa: E402
 
 
 def keras_flops_per_image(model) -> float:

@@ -137,8 +137,8 @@ def _gif(args) -> int:
 
 def _fid(args) -> int:
     from .cli import fid_paths
-    from .inception import inception_extractor
     from .metrics.fid import fid
+    from .metrics.inception import inception_extractor
     from .run import is_run_folder, restore_model
 
     sources = []
@@ -269,7 +269,7 @@ def _run(args) -> int:
     from .configs import ConfigError
     from .data import ArchiveError, DownloadError
     from .experiment import ConfigMismatch, DamagedRunFile, RunLocked, UnsafeRunFolder
-    from .inception import UnsafeGraph
+    from .metrics.inception import UnsafeGraph
     from .run import DiskFull, HistoryWithoutCheckpoint, TrainingInterrupted
 
     try:

@@ -18,8 +18,8 @@ from .metrics.prdc import PR_METRICS
 def fid_paths(args) -> int:
     """``python -m ganhelpers fid PATH_A PATH_B [--weights imagenet|none|FILE] [--batch B]`` between two
     folders of images or ``.npz`` statistics (run folders are sampled by ``__main__``'s ``fid``)."""
-    from .inception import inception_extractor
     from .metrics.fid import fid
+    from .metrics.inception import inception_extractor
 
     for path in (args.path_a, args.path_b):
         if not Path(path).exists():
@@ -145,7 +145,7 @@ def _load_source(path: str, n: int | None, seed: int) -> dict:
 
 
 def _features_of(source: dict, extractor, batch: int, side: str) -> np.ndarray | None:
-    from .features import extract
+    from .metrics.features import extract
 
     if "features" in source:
         if source["extractor"] not in (None, extractor.name):
@@ -165,7 +165,7 @@ def eval_cli(args) -> int:
     """``python -m ganhelpers eval``: prints a header naming the network and sample counts, then one
     line per metric (``FID: 12.34``, ``KID: 0.0123 ± 0.0011``, ``precision: 0.812``, ``recall: 0.640``,
     ``density: ...``, ``coverage: ...``, ``SWD: 32px 1.2e-3, 16px ..., mean ...``, ``MS-SSIM: ...``)."""
-    from .features import describe, feature_extractor
+    from .metrics.features import describe, feature_extractor
 
     names = expand_metric_names(args.metrics)
     real = _load_source(args.real, args.num_samples, args.seed)

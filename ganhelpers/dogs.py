@@ -309,8 +309,8 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None, 
     ``weights``; ``weights: digits`` is the digit classifier at ``fid.digits`` {image_size, channels},
     default the data's, cached in ``networks_dir``, default :func:`ganhelpers.data.networks_dir`); the
     statistics are cached in ``cache_dir`` per dataset, crop, image count and network."""
-    from .inception import inception_extractor
     from .metrics import fid
+    from .metrics.inception import inception_extractor
 
     f = config["fid"]
     if extractor is None and f["weights"] == "mnist":  # the real MNIST: its judge's features
@@ -318,7 +318,7 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None, 
 
         extractor = mnist_features()
     if extractor is None and f["weights"] == "digits":  # the offline digits: a network that knows them
-        from .features import feature_extractor
+        from .metrics.features import feature_extractor
 
         options = {"image_size": config["data"]["image_size"], "channels": config["data"].get("channels", 1),
                    **(f.get("digits") or {})}
@@ -426,7 +426,7 @@ def run_comparison(variants=None, preset: str = "full", comparison: str = "defau
     """Train ``variants`` (default: all in ``full``, :data:`MNIST_VARIANTS` in ``mnist``, else
     :data:`SMOKE_VARIANTS`) one after the
     other with the same seed, data, real FID statistics and budget (``extractor``: a
-    ``ganhelpers.inception`` extractor instead of the config's ``fid.weights``; ``networks_dir``: where the
+    ``ganhelpers.metrics.inception`` extractor instead of the config's ``fid.weights``; ``networks_dir``: where the
     digit features' classifier is cached, default ``models/`` in the data folder,
     :func:`ganhelpers.data.networks_dir`); returns :func:`comparison_table` of their runs (also
     written as ``<comparison>-comparison.md`` beside them). With ``verbose``, one line per variant

@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ganhelpers import dogs, experiment, images, inception, layers
-from ganhelpers.inception import to_unit_range
+from ganhelpers import dogs, experiment, images, layers
+from ganhelpers.metrics import inception
+from ganhelpers.metrics.inception import to_unit_range
 
 BREEDS = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
 

@@ -18,11 +18,10 @@ import tensorflow as tf
 from PIL import Image
 from scipy import linalg
 
-from ganhelpers import inception
 from ganhelpers.__main__ import main
 from ganhelpers.experiment import open_run
-from ganhelpers.inception import to_unit_range
-from ganhelpers.metrics import fid, frechet
+from ganhelpers.metrics import fid, frechet, inception
+from ganhelpers.metrics.inception import to_unit_range
 
 
 class PixelFeatures(inception.Extractor):

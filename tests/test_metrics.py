@@ -12,7 +12,7 @@ from scipy.spatial.distance import cdist
 
 from ganhelpers import metrics
 from ganhelpers.data import digits
-from ganhelpers.features import extract, feature_extractor
+from ganhelpers.metrics.features import extract, feature_extractor
 
 
 @pytest.fixture(scope="module")

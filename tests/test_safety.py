@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ganhelpers import data, experiment, inception
-from ganhelpers.metrics import fid, frechet
+from ganhelpers import data, experiment
+from ganhelpers.metrics import fid, frechet, inception
 
 
 def _tgz(path, members, mode="w:gz"):

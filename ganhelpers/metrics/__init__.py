@@ -1,5 +1,5 @@
 """Evaluation metrics of generated images, one family per module, each a set of plain functions over
-feature arrays (N, D) from any network of :mod:`ganhelpers.features` or over images (uint8 or float
+feature arrays (N, D) from any network of :mod:`.features` or over images (uint8 or float
 in [-1, 1], NHWC, one size):
 
 - :mod:`.frechet`: FID, the Fréchet distance of feature statistics (Heusel et al. 2017), and the
@@ -15,6 +15,8 @@ in [-1, 1], NHWC, one size):
   network)? Lower is better (Karras et al. 2018).
 - :mod:`.msssim`: ``ms_ssim``: how alike two generated images are: near 1 is mode collapse, lower
   is more diverse; compare with the real data's value (Odena et al. 2017; Karras et al. 2018).
+- :mod:`.inception`, :mod:`.features`: the feature extractors: the Keras and 2015-graph Inception
+  networks, and every network by name (``inception``, ``digits``, ``none``).
 - :mod:`.compute`: any set of them by name (``compute_metrics``) and the real features' cache.
 - :mod:`.monitor`: ``MetricsMonitor``, the one training callback for any set of them, FID included.
 

@@ -136,7 +136,7 @@ def load_npz(path) -> dict:
 def real_features_cached(images, extractor, cache_path=None, batch_size: int = 200) -> np.ndarray:
     """Features of the real ``images``, loaded from ``cache_path`` (.npz) if it was written by the same
     network for as many images, else computed (and saved there)."""
-    from ..features import extract
+    from .features import extract
 
     if cache_path is not None and Path(cache_path).is_file():
         z = load_npz(cache_path)

@@ -1,5 +1,5 @@
 """FID and the Inception Score of image sources: arrays, ``tf.data`` datasets, image folders and
-generators, streamed through a feature network (:mod:`ganhelpers.inception`) in batches, and the
+generators, streamed through a feature network (:mod:`ganhelpers.metrics.inception`) in batches, and the
 real data's statistics cached as ``.npz`` (``mu``, ``sigma``, ``num_images``, ``extractor``).
 
 Only the running mean and the running centred sum of outer products (float64) are kept, so 50k
@@ -16,13 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..inception import Extractor, default_extractor
 from .frechet import (
     RunningStats,
     frechet_distance,
     frechet_distance_from_activations,
     inception_score_from_probabilities,
 )
+from .inception import Extractor, default_extractor
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def fid(real, fake, extractor: Extractor | None = None, num_samples: int | None 
     2048 the covariance is rank-deficient and FID is biased upwards: compare FIDs at equal counts
     (the usual protocol is 50k generated images; Heusel et al. 2017 warn below 10k).
 
-    ``extractor`` defaults to :func:`ganhelpers.inception.default_extractor` (ImageNet Keras
+    ``extractor`` defaults to :func:`ganhelpers.metrics.inception.default_extractor` (ImageNet Keras
     InceptionV3, or ``$GANHELPERS_FID_WEIGHTS``); it is only built when images must be featurised.
     With ``method="eig"`` and fewer fake images than feature dimensions, the fake activations are
     kept and :func:`frechet_distance_from_activations` (exact, low-rank) is used.

@@ -8,7 +8,7 @@ distance between the two Gaussians::
     FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
 
 Lower is better; 0 means identical statistics. Which network extracts the features decides which
-numbers you may compare (see :mod:`ganhelpers.inception`). :mod:`ganhelpers.metrics.fid` computes
+numbers you may compare (see :mod:`ganhelpers.metrics.inception`). :mod:`ganhelpers.metrics.fid` computes
 the statistics of image sources (arrays, folders, datasets, generators) batch by batch.
 """
 

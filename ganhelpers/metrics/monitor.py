@@ -29,7 +29,7 @@ class MetricsMonitor(keras.callbacks.Callback):
     one made by another network is refused). Without ``real_stats`` FID uses the real features'
     mean and covariance. The samples come from ``model.sample(num_samples, seed=seed)``: the same
     noise at every evaluation and never the training RNG. Their features are extracted ONCE per
-    evaluation by ``extractor`` (a name of :func:`ganhelpers.features.feature_extractor` or an
+    evaluation by ``extractor`` (a name of :func:`ganhelpers.metrics.features.feature_extractor` or an
     Extractor; ``"digits"`` by default, the offline network) and shared by every feature metric; the
     real features are computed once (and cached in ``cache_path``, an ``.npz``, if given: see
     :func:`ganhelpers.metrics.compute.features_cache_path`), and FID's real side keeps its root
@@ -75,7 +75,7 @@ class MetricsMonitor(keras.callbacks.Callback):
         return any(m in FEATURE_METRICS for m in self.names)
 
     def _real_side(self) -> None:
-        from ..features import feature_extractor
+        from .features import feature_extractor
 
         if self.needs_features:
             self.extractor = feature_extractor(self.extractor)
@@ -104,7 +104,7 @@ class MetricsMonitor(keras.callbacks.Callback):
 
     def evaluate(self) -> dict:
         """The configured metrics of ``num_samples`` fresh samples (no logging), from one feature pass."""
-        from ..features import extract
+        from .features import extract
 
         if not hasattr(self.model, "sample"):
             raise TypeError("MetricsMonitor needs a model with sample(n, seed) (a ganhelpers GAN)")

@@ -72,7 +72,8 @@ def _round_off_bound(dtype, dims: int) -> float:
     return 8.0 * (dims + 4) * float(np.finfo(dtype).eps)
 
 
-#: share of a block's entries left undecided by the float32 bound above which the block is redone in float64
+#: share of a block's entries left undecided by the float32 bound above which that block and the later
+#: ones are computed in float64
 _FLOAT64_STAGE = 1e-3
 
 
@@ -194,16 +195,22 @@ def precision_recall(real_features, fake_features, k: int = 3, block_rows: int |
         unsure = ((low <= real_r2[None, :]) & ~inside_real) | ((low <= fake_radius) & ~inside_fake)
         return inside_real, inside_fake, unsure
 
-    for start, stop, d2 in _partial_distance_blocks(fake_c, real_c, block_rows):
-        d2 += fake_sq[start:stop, None]  # squared distances, each within err of the exact one
-        inside_real, inside_fake, unsure = classify(d2, tol * (fake_sq[start:stop, None] + real_sq[None, :]),
-                                                    start, stop)
-        if dtype != np.float64 and np.count_nonzero(unsure) > _FLOAT64_STAGE * unsure.size:
-            # Concentrated high-dimensional features leave many pairs within the float32 bound: the block
-            # again as a float64 product of the same centred values, whose bound is far tighter.
-            if not wide:
+    real_m2 = np.ascontiguousarray(-2.0 * real_c.T)  # (D, N): one matrix product per block of fake rows
+    step = block_rows or _block_rows(len(real_c), real_c.dtype.itemsize)
+    starts = [0, *range(min(step, 256), len(fake_c), step)]  # a small first block: it decides the dtype early
+    for start, stop in zip(starts, [*starts[1:], len(fake_c)], strict=True):
+        if not wide:
+            d2 = fake_c[start:stop] @ real_m2
+            d2 += real_sq[None, :]
+            d2 += fake_sq[start:stop, None]  # squared distances, each within err of the exact one
+            inside_real, inside_fake, unsure = classify(d2, tol * (fake_sq[start:stop, None] + real_sq[None, :]),
+                                                        start, stop)
+            if dtype != np.float64 and np.count_nonzero(unsure) > _FLOAT64_STAGE * unsure.size:
+                # Concentrated high-dimensional features leave many pairs within the float32 bound: from
+                # this block on, float64 products of the same centred values, whose bound is far tighter.
                 r64 = real_c.astype(np.float64)
                 wide.update(m2=np.ascontiguousarray(-2.0 * r64.T), sq=np.einsum("ij,ij->i", r64, r64))
+        if wide:
             f64 = fake_c[start:stop].astype(np.float64)
             f_sq = np.einsum("ij,ij->i", f64, f64)[:, None]
             d64 = f64 @ wide["m2"]

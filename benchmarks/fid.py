@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from _peak import measure_matmul_peak  # noqa: E402
 
-from ganhelpers import fid  # noqa: E402
+from ganhelpers.metrics import fid, frechet, inception  # noqa: E402
 
 
 def keras_flops_per_image(model) -> float:
@@ -46,7 +46,7 @@ def keras_flops_per_image(model) -> float:
 
 def bench_extractor(weights, num_images: int, batch: int) -> dict:
     t0 = time.perf_counter()
-    ex = fid.inception_extractor(weights)
+    ex = inception.inception_extractor(weights)
     build = time.perf_counter() - t0
     images = np.random.default_rng(0).integers(0, 256, (num_images, 64, 64, 3), dtype=np.uint8)
     fid.activation_statistics(images[:batch], ex, batch_size=batch)  # trace and warm up
@@ -74,12 +74,12 @@ def bench_frechet(skip_scipy: bool, low_rank: tuple[int, ...] = ()) -> dict:
         stats += [x.mean(axis=0), np.cov(x, rowvar=False)]
     out = {}
     for method in ("eig",) + (() if skip_scipy else ("scipy",)):
-        out[method] = _timed(fid.frechet_distance, *stats, method=method)
+        out[method] = _timed(frechet.frechet_distance, *stats, method=method)
     for m in low_rank:
         fake = np.abs(rng.standard_normal((m, 2048))) * 0.6 + 0.05
-        fast = _timed(fid.frechet_distance_from_activations, *stats[:2], fake)
+        fast = _timed(frechet.frechet_distance_from_activations, *stats[:2], fake)
         t0 = time.perf_counter()  # the eig path from the same activations, covariance included
-        eig = fid.frechet_distance(*stats[:2], fake.mean(axis=0), np.cov(fake, rowvar=False))
+        eig = frechet.frechet_distance(*stats[:2], fake.mean(axis=0), np.cov(fake, rowvar=False))
         out[("low-rank", m)] = (fast, (eig, time.perf_counter() - t0))
     return out
 

@@ -146,7 +146,9 @@ def _gif(args) -> int:
 
 
 def _fid(args) -> int:
-    from . import fid
+    from .cli import fid_paths
+    from .metrics.fid import fid
+    from .metrics.inception import inception_extractor
     from .run import is_run_folder, restore_model
 
     sources = []
@@ -158,10 +160,10 @@ def _fid(args) -> int:
         else:
             sources.append(path)
     if all(isinstance(s, str) for s in sources):
-        return fid.cli_main(args)
-    extractor = fid.inception_extractor(args.weights)
+        return fid_paths(args)
+    extractor = inception_extractor(args.weights)
     print(f"extractor: {extractor.name} {extractor.note}".rstrip())
-    value = fid.fid(sources[0], sources[1], extractor=extractor, batch_size=args.batch, progress=True)
+    value = fid(sources[0], sources[1], extractor=extractor, batch_size=args.batch, progress=True)
     print(f"FID: {value:.6g} {extractor.note}".rstrip())
     return 0
 
@@ -245,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples drawn from a run folder's generator (default 1000)")
     p.set_defaults(fn=_fid)
 
-    from .metrics import add_eval_parser
+    from .cli import add_eval_parser
 
     add_eval_parser(sub)  # eval REAL FAKE: FID, KID, precision/recall, SWD, MS-SSIM
     return parser
@@ -278,7 +280,7 @@ def _run(args) -> int:
     from .configs import ConfigError
     from .data import ArchiveError, DownloadError
     from .experiment import ConfigMismatch, DamagedRunFile, RunLocked, UnsafeRunFolder
-    from .inception import UnsafeGraph
+    from .metrics.inception import UnsafeGraph
     from .run import DiskFull, HistoryWithoutCheckpoint, TrainingInterrupted, WorkerLost
 
     try:

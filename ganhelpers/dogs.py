@@ -5,7 +5,7 @@
   annotation XML: the remedy the experiment named for dogs that are small or off-centre in the frame.
 * :func:`variant_config` gives each variant as a DCGAN config (data / generator / discriminator /
   training, plus ``fid``, ``metrics`` and ``rank_by``); every variant trains through
-  :func:`ganhelpers.run.train` (model ``dogs``) with a :class:`ganhelpers.fid.FIDMonitor` and the
+  :func:`ganhelpers.run.train` (model ``dogs``) with a :class:`ganhelpers.metrics.MetricsMonitor` for FID and the
   config's metrics, so the variants differ only in their config.
 * :func:`run_comparison` trains the selected variants with the same seed, data and budget (epochs,
   i.e. real images seen) and :func:`comparison_table` ranks their ``results.json`` by ``rank_by``
@@ -309,7 +309,8 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None, 
     ``weights``; ``weights: digits`` is the digit classifier at ``fid.digits`` {image_size, channels},
     default the data's, cached in ``networks_dir``, default :func:`ganhelpers.data.networks_dir`); the
     statistics are cached in ``cache_dir`` per dataset, crop, image count and network."""
-    from . import fid
+    from .metrics import fid
+    from .metrics.inception import inception_extractor
 
     f = config["fid"]
     if extractor is None and f["weights"] == "mnist":  # the real MNIST: its judge's features
@@ -317,12 +318,12 @@ def fid_setup(config: dict, images: np.ndarray, cache_dir=None, extractor=None, 
 
         extractor = mnist_features()
     if extractor is None and f["weights"] == "digits":  # the offline digits: a network that knows them
-        from .features import feature_extractor
+        from .metrics.features import feature_extractor
 
         options = {"image_size": config["data"]["image_size"], "channels": config["data"].get("channels", 1),
                    **(f.get("digits") or {})}
         extractor = feature_extractor("digits", cache_dir=networks_dir, **options)
-    extractor = extractor or fid.inception_extractor(f["weights"])
+    extractor = extractor or inception_extractor(f["weights"])
     real = images[: f["real_samples"]] if f.get("real_samples") else images
     d = config["data"]
     cache = None
@@ -341,15 +342,15 @@ def _load_data(config: dict, data_dir=None, download: bool = True) -> dict:
 def _own_callbacks(run, config: dict, model, data) -> list:
     """The DCGAN's own (label noise) and the FID monitor against the real images (``data`` may
     carry ``extractor`` and ``real_stats`` shared by a comparison)."""
-    from . import fid
     from .dcgan import own_callbacks
+    from .metrics import MetricsMonitor
 
     if data.get("real_stats") is None:
         data["extractor"], data["real_stats"] = fid_setup(config, data["images"], cache_dir=run.dir.parent,
                                                           extractor=data.get("extractor"),
                                                           networks_dir=data.get("networks_dir"))
     f = config["fid"]
-    monitor = fid.FIDMonitor(run, data["real_stats"], every_n_epochs=f["every_n_epochs"],
+    monitor = MetricsMonitor(run, real_stats=data["real_stats"], metrics=["fid"], every_n_epochs=f["every_n_epochs"],
                              num_samples=f["num_samples"], extractor=data["extractor"], batch_size=f["batch_size"])
     data["fid_monitor"] = monitor
     return own_callbacks(run, config, model, data) + [monitor]
@@ -425,7 +426,7 @@ def run_comparison(variants=None, preset: str = "full", comparison: str = "defau
     """Train ``variants`` (default: all in ``full``, :data:`MNIST_VARIANTS` in ``mnist``, else
     :data:`SMOKE_VARIANTS`) one after the
     other with the same seed, data, real FID statistics and budget (``extractor``: a
-    ``ganhelpers.fid`` extractor instead of the config's ``fid.weights``; ``networks_dir``: where the
+    ``ganhelpers.metrics.inception`` extractor instead of the config's ``fid.weights``; ``networks_dir``: where the
     digit features' classifier is cached, default ``models/`` in the data folder,
     :func:`ganhelpers.data.networks_dir`); returns :func:`comparison_table` of their runs (also
     written as ``<comparison>-comparison.md`` beside them). With ``verbose``, one line per variant

@@ -274,9 +274,9 @@ def mnist_judge(data_dir=None, cache_dir=None, download: bool = True, spec: dict
 
 
 def mnist_features(data_dir=None, cache_dir=None, download: bool = True):
-    """The judge as a feature network (:class:`ganhelpers.features.DigitFeatures`: its 128-d
+    """The judge as a feature network (:class:`ganhelpers.metrics.features.DigitFeatures`: its 128-d
     penultimate layer), for KID and FID on MNIST."""
-    from .features import DigitFeatures
+    from .metrics.features import DigitFeatures
 
     judge, accuracy = mnist_judge(data_dir, cache_dir, download)
     return DigitFeatures(judge, accuracy, name=f"mnist-judge-{mnist_judge_cache_path(cache_dir).stem[12:]}")
@@ -297,8 +297,8 @@ def mnist_learning_check(images, data_dir=None, cache_dir=None, threshold: float
     * ``passes`` (both bars met), ``judge_test_accuracy`` and a one-line ``summary``.
     """
     from .data import mnist_padded
-    from .features import extract
     from .metrics import kid
+    from .metrics.features import extract
 
     features = mnist_features(data_dir, cache_dir)
     x = np.asarray(images, dtype="float32")

@@ -149,8 +149,8 @@ def metrics_callbacks(run: Run, config: dict, data: dict) -> list:
     m = config.get("metrics") or {}
     if not m.get("names"):
         return []
-    from .features import feature_extractor
     from .metrics import MetricsMonitor, features_cache_path
+    from .metrics.features import feature_extractor
 
     d = config["data"]
     name = m.get("features", "digits")

@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ganhelpers import dogs, experiment, fid, images, layers
-from ganhelpers.inception import to_unit_range
+from ganhelpers import dogs, experiment, images, layers
+from ganhelpers.metrics import inception
+from ganhelpers.metrics.inception import to_unit_range
 
 BREEDS = ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"]
 
@@ -247,7 +248,7 @@ def test_comparison_table_without_runs_says_so(tmp_path):
 
 # -- training through one code path ---------------------------------------------------------------
 
-class PixelExtractor(fid.Extractor):
+class PixelExtractor(inception.Extractor):
     """A cheap stand-in for InceptionV3 (8x8 average-pooled pixels, 192-d) so the test runs in seconds."""
 
     name, note = "test-pixels-8x8", "(test extractor)"

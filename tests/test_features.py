@@ -4,7 +4,8 @@ new process (a new Colab session) without training again."""
 
 import numpy as np
 
-from ganhelpers import data, evaluate, features
+from ganhelpers import data, evaluate
+from ganhelpers.metrics import features
 
 
 def test_the_digit_classifier_is_cached_in_the_data_folder_and_a_new_session_reuses_it(tmp_path, monkeypatch,

@@ -12,7 +12,7 @@ from scipy.spatial.distance import cdist
 
 from ganhelpers import metrics
 from ganhelpers.data import digits
-from ganhelpers.features import extract, feature_extractor
+from ganhelpers.metrics.features import extract, feature_extractor
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,69 @@ def test_blocked_knn_metrics_equal_brute_force_distances():
         assert {m: got[m] for m in expected} == pytest.approx(expected, abs=1e-12)
 
 
+def brute_force_prdc(real, fake, k):
+    """Precision, recall, density and coverage counted in pure Python on integer features: exact
+    squared distances, closed balls (a point at exactly the radius is inside)."""
+    real, fake = [[int(v) for v in row] for row in real], [[int(v) for v in row] for row in fake]
+
+    def d2(a, b):
+        return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+
+    def radii(points):
+        return [sorted(d2(p, q) for j, q in enumerate(points) if j != i)[k - 1] for i, p in enumerate(points)]
+
+    real_r, fake_r = radii(real), radii(fake)
+    inside = [[d2(f, r) <= real_r[i] for i, r in enumerate(real)] for f in fake]  # fake j in real ball i
+    return {"precision": sum(any(row) for row in inside) / len(fake),
+            "recall": sum(any(d2(f, r) <= fake_r[j] for j, f in enumerate(fake)) for r in real) / len(real),
+            "density": sum(map(sum, inside)) / (k * len(fake)),
+            "coverage": sum(any(row[i] for row in inside) for i in range(len(real))) / len(real),
+            "real_radii": real_r}
+
+
+def tied_integer_features():
+    """Integer features with many exactly tied distances: small values, and values on a large offset
+    (where float32 round-off of centred products used to decide the ties)."""
+    rng = np.random.default_rng(0)
+    return {"small": (rng.integers(0, 3, (40, 5)), rng.integers(0, 4, (30, 5))),
+            "offset": (rng.integers(0, 5, (60, 64)) * 7 + 1000, rng.integers(0, 5, (50, 64)) * 7 + 1000)}
+
+
+@pytest.mark.parametrize("float64_stage", [0.0, 1.0])  # every float32 block redone in float64, or none
+def test_ties_on_the_balls_boundary_are_decided_exactly_as_a_brute_force_count(float64_stage, monkeypatch):
+    from ganhelpers.metrics import prdc
+
+    monkeypatch.setattr(prdc, "_FLOAT64_STAGE", float64_stage)
+    for name, (r, f) in tied_integer_features().items():
+        for k in (1, 3, 5):
+            expected = brute_force_prdc(r, f, k)
+            assert list(metrics.knn_radii(r, k)) == expected["real_radii"], (name, k)
+            for dtype in (np.float32, np.float64):
+                for block_rows in (None, 7):
+                    got = metrics.precision_recall(r, f, k=k, dtype=dtype, block_rows=block_rows)
+                    assert {m: got[m] for m in metrics.PR_METRICS} == \
+                        {m: expected[m] for m in metrics.PR_METRICS}, (name, k, dtype, block_rows)
+
+
+def test_a_copy_of_the_real_set_lies_on_every_boundary_and_counts_inside():
+    # continuous features, no tied distances: each real point is in its own ball and in the balls of
+    # the k points it is nearest to, so density is exactly (k + 1) / k, and everything else 1
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    for k in (3, 5):
+        got = metrics.precision_recall(x, x.copy(), k=k)
+        assert (got["precision"], got["recall"], got["coverage"]) == (1.0, 1.0, 1.0)
+        assert got["density"] == (k + 1) / k
+    # tied integer features: more than k points share the k-th distance, so the copy's density is the
+    # brute-force count, above 4/3
+    r, _ = tied_integer_features()["small"]
+    expected = brute_force_prdc(r, r.copy(), 3)
+    got = metrics.precision_recall(r, r.copy(), k=3)
+    assert got["density"] == expected["density"] > 4 / 3
+    assert (got["precision"], got["recall"], got["coverage"]) == (1.0, 1.0, 1.0)
+    assert metrics.exact_squared_distances(r, r.copy(), [0, 1], [1, 0]).tolist() == [
+        float(sum((int(a) - int(b)) ** 2 for a, b in zip(r[0], r[1], strict=True)))] * 2
+
+
 def test_precision_recall_separate_quality_from_coverage_on_digit_features(real, digit_net):
     images, labels, f = real
     order = np.random.default_rng(0).permutation(len(f))
@@ -117,14 +180,30 @@ def test_precision_recall_separate_quality_from_coverage_on_digit_features(real,
 
 # -- SWD and MS-SSIM --------------------------------------------------------------------------------
 
-def test_swd_is_zero_for_identical_sets_and_grows_with_blur(real):
+def test_swd_draws_patches_per_set_as_pggan_so_identical_sets_give_sampling_noise_only(real):
+    """PGGAN's metrics/sliced_wasserstein.py draws each set's neighbourhoods at random on their own:
+    two copies of one set then differ by the sampling noise of their patches (not exactly 0, as
+    shared positions would give), and that noise falls as more patches are drawn."""
+    x = real[0][:64].astype(np.float32) / 127.5 - 1.0
+    same = {p: metrics.sliced_wasserstein(x, x.copy(), patches_per_image=p) for p in (32, 128, 512)}
+    assert same[128]["sizes"] == [32, 16]
+    for p in same:
+        assert all(v > 0 for v in same[p]["levels"]) and same[p]["mean"] > 0
+    assert same[512]["mean"] < same[128]["mean"] < same[32]["mean"]
+    assert same[512]["mean"] < 0.5 * same[32]["mean"]  # about 1/sqrt(patches): 4x fewer, half the noise
+    # deterministic under a seed, and the seed matters
+    assert metrics.sliced_wasserstein(x, x.copy()) == same[128]
+    assert metrics.sliced_wasserstein(x, x.copy(), seed=1)["mean"] != same[128]["mean"]
+
+
+def test_swd_grows_with_blur_above_the_identical_sets_value(real):
     x = real[0][:64].astype(np.float32) / 127.5 - 1.0
     same = metrics.sliced_wasserstein(x, x.copy())
-    assert same["sizes"] == [32, 16] and same["levels"] == [0.0, 0.0] and same["mean"] == 0.0
     blurred = [metrics.sliced_wasserstein(x, gaussian_filter(x, (0, s, s, 0))) for s in (0.5, 1.0, 2.0)]
-    for level in range(2):  # every pyramid level, and their mean
-        assert 0 < blurred[0]["levels"][level] < blurred[1]["levels"][level] < blurred[2]["levels"][level]
-    assert blurred[0]["mean"] < blurred[1]["mean"] < blurred[2]["mean"]
+    assert same["mean"] < blurred[0]["mean"] < blurred[1]["mean"] < blurred[2]["mean"]
+    assert same["levels"][0] < blurred[0]["levels"][0]  # the finest level sees a slight blur first
+    for level in range(2):  # every pyramid level, once the blur is clear
+        assert blurred[0]["levels"][level] < blurred[1]["levels"][level] < blurred[2]["levels"][level]
 
 
 def test_ms_ssim_is_one_for_identical_images_and_falls_with_noise(real):
@@ -215,8 +294,10 @@ def test_metrics_monitor_logs_every_evaluation_to_tensorboard_and_results(real, 
 # -- the command line -------------------------------------------------------------------------------
 
 def _eval(argv) -> int:
+    from ganhelpers.cli import add_eval_parser
+
     parser = argparse.ArgumentParser()
-    metrics.add_eval_parser(parser.add_subparsers(dest="command", required=True))
+    add_eval_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval", *argv])
     return args.fn(args)
 

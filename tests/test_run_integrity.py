@@ -497,7 +497,7 @@ def test_eval_skips_bombs_and_unreadable_files_and_names_a_bad_npz(tmp_path, cap
 # -- 4. a graph that expands when run ---------------------------------------------------------------------
 
 def test_a_small_graph_declaring_a_huge_constant_is_refused_before_it_runs(tmp_path):
-    from ganhelpers import inception
+    from ganhelpers.metrics import inception
 
     graph = tf.compat.v1.GraphDef()
     node = graph.node.add(name="pool_3", op="Const")

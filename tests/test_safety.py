@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ganhelpers import data, experiment, fid, inception
+from ganhelpers import data, experiment
+from ganhelpers.metrics import fid, frechet, inception
 
 
 def _tgz(path, members, mode="w:gz"):
@@ -233,9 +234,9 @@ def test_fid_folder_skips_bad_files_with_one_warning(tmp_path, caplog):
 
 def test_identical_statistics_give_zero_not_a_negative_error():
     # sqrtm's round-off on identical statistics (issue: "came out negative (-1.6e-13)")
-    assert fid._combined(np.zeros(4), 1e-9, 1e-9, 1e-9 + 8e-14) == 0.0
+    assert frechet._combined(np.zeros(4), 1e-9, 1e-9, 1e-9 + 8e-14) == 0.0
     with pytest.raises(ValueError, match="negative"):
-        fid._combined(np.zeros(4), 1.0, 1.0, 1.5)
+        frechet._combined(np.zeros(4), 1.0, 1.0, 1.5)
 
 
 # -- the folder cache ---------------------------------------------------------------------------

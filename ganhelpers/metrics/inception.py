@@ -1,4 +1,4 @@
-"""Inception feature extractors for FID and the Inception Score (see :mod:`ganhelpers.fid`).
+"""Inception feature extractors for FID and the Inception Score (see :mod:`ganhelpers.metrics.fid`).
 
 Two extractors give the 2048-d pool_3 features (the input to FID, Heusel et al. 2017):
 
@@ -207,7 +207,7 @@ class KerasInception(Extractor):
         except Exception as err:  # noqa: BLE001 - Keras wraps a failed weights download in a plain Exception
             if weights != "imagenet" or "fetch failure" not in str(err).lower() and "url" not in str(err).lower():
                 raise
-            from .data import DownloadError
+            from ..data import DownloadError
 
             raise DownloadError("inception_v3_weights_tf_dim_ordering_tf_kernels.h5", KERAS_WEIGHTS_URL,
                                 Path.home() / ".keras" / "models", err) from None
@@ -241,7 +241,7 @@ class Inception2015Graph(Extractor):
             path = extract_2015_graph(path)
         if not path.is_file():
             raise FileNotFoundError(f"2015 Inception graph {path} not found; download {INCEPTION_2015_URL} with "
-                                    "ganhelpers.inception.download_2015_graph(dir) (or by hand) and pass the "
+                                    "ganhelpers.metrics.inception.download_2015_graph(dir) (or by hand) and pass the "
                                     f"{INCEPTION_2015_PB} inside it")
         if resize not in ("graph", "antialias"):
             raise ValueError(f"resize must be 'graph' or 'antialias', got {resize!r}")
@@ -325,7 +325,7 @@ def extract_2015_graph(archive, dest=None) -> Path:
         if member.size > MAX_GRAPH_BYTES:
             raise ValueError(f"{archive}: {member.name} has {member.size:,} bytes, over {MAX_GRAPH_BYTES:,}: not the "
                              "2015 graph; refusing to extract it")
-        from .experiment import atomic_write
+        from ..experiment import atomic_write
 
         atomic_write(target, tar.extractfile(member).read())
     return target
@@ -336,7 +336,7 @@ def download_2015_graph(data_dir=None, url: str = INCEPTION_2015_URL, sha256: st
     """Download ``inception-2015-12-05.tgz`` (88 MB, https) into ``data_dir`` and return the ``.pb``
     path. The archive is checked against ``sha256``, or, without one, against the sha256 recorded at
     its first download (see :func:`ganhelpers.data.fetch`); the graph's ops are checked when it loads."""
-    from .data import DEFAULT_DATA_DIR, fetch
+    from ..data import DEFAULT_DATA_DIR, fetch
 
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / "inception"
     if (data_dir / INCEPTION_2015_PB).is_file():

@@ -1,13 +1,13 @@
 """Feature networks behind one interface, for the metrics of :mod:`ganhelpers.metrics` and FID.
 
-Every extractor is a :class:`ganhelpers.inception.Extractor`: ``extractor(images)`` maps a batch
+Every extractor is a :class:`ganhelpers.metrics.inception.Extractor`: ``extractor(images)`` maps a batch
 (uint8 [0, 255] or float [-1, 1], NHWC) to (N, D) float32 features; ``name`` identifies the network
 in caches, results and printed lines, ``dims`` is D and ``note`` warns when numbers are plumbing only.
 
 ``feature_extractor(name)`` builds one by name (once per process):
 
 ``"inception"``
-    Keras's ImageNet InceptionV3 pool features (2048-d; see :mod:`ganhelpers.inception`; a path to
+    Keras's ImageNet InceptionV3 pool features (2048-d; see :mod:`ganhelpers.metrics.inception`; a path to
     the 2015 FID graph gives published-comparable FIDs). Needs the weights download.
 ``"digits"``
     The penultimate layer (4096-d at 32x32: the flattened last pooled convolution) of the digit
@@ -86,8 +86,8 @@ def digit_features(image_size: int = 32, channels: int = 1, epochs: int = 20, se
     :func:`ganhelpers.evaluate.cached_digit_classifier` in ``cache_dir``, default
     ``<data_dir>/models``: :func:`ganhelpers.data.networks_dir`). Any image size and 1 or 3 channels
     go in: images are resized and converted to the network's."""
-    from .data import networks_dir
-    from .evaluate import cached_digit_classifier, digit_classifier_cache_path
+    from ..data import networks_dir
+    from ..evaluate import cached_digit_classifier, digit_classifier_cache_path
 
     cache_dir = networks_dir(data_dir) if cache_dir is None else cache_dir
     key = str(digit_classifier_cache_path(cache_dir, image_size, channels, epochs, seed))

@@ -21,7 +21,7 @@ import pytest
 
 RESULT_TAG = "RESULT "
 REPO = Path(__file__).resolve().parents[1]
-STEPS = 84  # the smoke preset's 28 steps a epoch, 3 epochs; checkpoints every 10 steps
+STEPS = 56  # the smoke preset: 28 steps an epoch, 2 epochs; checkpoints every 10 steps
 
 
 def _free_ports(n: int) -> list[int]:
@@ -69,7 +69,7 @@ def test_two_workers_train_one_run_survive_a_lost_worker_and_agree(tmp_path):
     tmp.mkdir()
     run_dir = root / "dcgan_smoke" / "mw"
     argv = ["-m", "ganhelpers", "train", "dcgan", "--preset", "smoke", "--strategy", "multiworker", "--run", "mw",
-            "--root", str(root), "--quiet", "--set", "training.epochs=3"]
+            "--root", str(root), "--quiet", "--set", "training.epochs=2"]
 
     # round 1: the command line on both; worker 1 is killed once the chief has checkpoints
     ports, logs = _free_ports(2), [tmp_path / "w0.log", tmp_path / "w1.log"]
@@ -158,7 +158,7 @@ def _worker(root: str) -> None:
     from ganhelpers import dcgan, run
 
     config = dcgan.dcgan_config("smoke")
-    config["training"]["epochs"] = 3
+    config["training"]["epochs"] = 2
     result = run.train(config, "mw", root=root, strategy=strategy, verbose=0)
     print(RESULT_TAG + json.dumps({**{k: result.results[k] for k in ("step", "replicas", "strategy", "resumed_from")},
                                    "chief": distribute.is_chief(strategy), "digest": _digest(result.model),

@@ -3,6 +3,11 @@ figure and its minutes.
 
     python benchmarks/workshop.py                       # all of them (about an hour on 2 cores)
     python benchmarks/workshop.py --only dcgan sgan     # some of them
+    python benchmarks/workshop.py --isa avx2            # TensorFlow's kernels capped at AVX2
+
+``--isa avx2`` sets ``ONEDNN_MAX_CPU_ISA=AVX2`` before TensorFlow loads (the script starts itself
+again with it): on an AVX-512 machine an approximation of an AVX2-only laptop (the same cores; the
+kernels' code path is what differs), not a measurement on one; the cap is printed with the flags.
 
 Learning figures: for the generators (DCGAN, WGAN, WGAN-GP, PGGAN) the demo's check, a digit
 classifier trained on the real digits (held-out accuracy printed) judging 500 samples: the share
@@ -23,6 +28,9 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "--isa" in sys.argv[1:-1] and sys.argv[sys.argv.index("--isa") + 1] == "avx2" \
+        and os.environ.get("ONEDNN_MAX_CPU_ISA") != "AVX2":  # before TensorFlow loads: start again with the cap
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganhelpers import dogs, evaluate, images  # noqa: E402
@@ -80,11 +88,15 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None, help="model_data folder for the runs (default: a temporary one)")
     p.add_argument("--docs", default=str(Path(__file__).resolve().parents[1] / "docs"),
                    help="where the sample grids go ('' for none)")
+    p.add_argument("--isa", choices=("native", "avx2"), default="native",
+                   help="avx2: cap TensorFlow's oneDNN kernels at AVX2 (an AVX2 laptop's code path)")
     args = p.parse_args(argv)
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="workshop-"))
     docs = Path(args.docs) if args.docs else None
     classifier, accuracy = evaluate.cached_digit_classifier(None, 32, 1)
-    print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; digit classifier held-out accuracy {accuracy:.1%}")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
+    print(f"CPU flags: {cpu_flags()} (oneDNN capped at: {cap}); {os.cpu_count()} cores; digit classifier held-out "
+          f"accuracy {accuracy:.1%}")
     lines = ["| notebook | `cpu` preset learns | minutes |", "|---|---|---|"]
     for label, name in ROWS:
         if args.only and name not in args.only:

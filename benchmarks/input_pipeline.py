@@ -1,4 +1,4 @@
-"""Input pipeline vs train step: images/s from a folder of JPEGs through ``data.py`` against the
+"""Input pipeline vs train step: images/s from a folder of JPEGs through ``ganhelpers.data`` against the
 DCGAN train step's consumption, measured in the same run.
 
 Two input figures, because ``data.image_folder`` decodes once and then serves batches from memory:

@@ -134,3 +134,15 @@ def test_pipeline_scales_batches_and_drops_the_remainder():
     assert len({b.tobytes() for b in batches}) == 17  # shuffled batches are distinct
     with pytest.raises(ValueError, match="lower the batch size"):
         data.make_dataset(d["images"][:10], 64)
+
+
+def test_datasets_are_one_registry_whose_unknown_names_are_a_clear_error(monkeypatch):
+    assert set(data.DATASETS) == {"digits", "mnist", "cub200", "folder", "flowers"}
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar': use 'digits', 'mnist', 'cub200', 'folder', "
+                                         r"'flowers'"):
+        data.load({"name": "cifar", "image_size": 32})
+    # a new dataset is one loader and one registry line
+    monkeypatch.setitem(data.DATASETS, "ones", lambda c, data_dir, download: {
+        "images": np.full((4, c["image_size"], c["image_size"], 1), 255, np.uint8)})
+    assert data.load({"name": "ones", "image_size": 8})["images"].shape == (4, 8, 8, 1)
+    assert data.load({"name": "digits", "image_size": 16, "channels": 1})["images"].shape == (1797, 16, 16, 1)

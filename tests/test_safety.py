@@ -114,7 +114,7 @@ def flowers_archive(tmp_path):
 
 
 def test_an_extraction_cut_short_is_done_again(tmp_path, flowers_archive, monkeypatch):
-    real_copy, calls = data.shutil.copyfileobj, []
+    real_copy, calls = data.archives.shutil.copyfileobj, []
 
     def disk_full(*args, **kwargs):
         calls.append(1)
@@ -122,11 +122,11 @@ def test_an_extraction_cut_short_is_done_again(tmp_path, flowers_archive, monkey
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_copy(*args, **kwargs)
 
-    monkeypatch.setattr(data.shutil, "copyfileobj", disk_full)
+    monkeypatch.setattr(data.archives.shutil, "copyfileobj", disk_full)
     with pytest.raises(OSError, match="No space"):
         data.flowers(tmp_path / "d", 8, download=True, url=flowers_archive.as_uri(), sha256=None, size=None)
     assert (tmp_path / "d" / "flower_photos").is_dir() and not data.is_extracted("flower_photos.tgz", tmp_path / "d")
-    monkeypatch.setattr(data.shutil, "copyfileobj", real_copy)
+    monkeypatch.setattr(data.archives.shutil, "copyfileobj", real_copy)
     out = data.flowers(tmp_path / "d", 8, download=True, url=flowers_archive.as_uri(), sha256=None, size=None)
     assert out["images"].shape == (6, 8, 8, 3) and data.is_extracted("flower_photos.tgz", tmp_path / "d")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ganhelpers import evaluate, images
-from ganhelpers.__main__ import main
+from ganhelpers.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

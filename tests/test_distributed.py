@@ -188,7 +188,7 @@ def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_dev
     (["--strategy", "ring"], "argument --strategy: invalid choice: 'ring'"),
 ])
 def test_devices_and_strategy_options_refuse_bad_values_naming_the_option(argv, message, capsys, tmp_path):
-    from ganhelpers.__main__ import main
+    from ganhelpers.cli import main
 
     with pytest.raises(SystemExit) as raised:
         main(["train", "dcgan", "--root", str(tmp_path), *argv])
@@ -196,7 +196,7 @@ def test_devices_and_strategy_options_refuse_bad_values_naming_the_option(argv, 
 
 
 def test_the_default_strategy_on_two_devices_is_a_clear_error(tmp_path):
-    from ganhelpers.__main__ import main
+    from ganhelpers.cli import main
 
     with pytest.raises(SystemExit, match=r"error: --strategy/--devices: the default strategy trains on one "
                                          r"device, not 2: use --strategy mirrored"):
@@ -207,7 +207,7 @@ def test_the_default_strategy_on_two_devices_is_a_clear_error(tmp_path):
 def test_tpu_without_a_tpu_is_a_clear_error_naming_what_to_do(tmp_path):
     """TPUStrategy cannot run here (no TPU): what can be tested is that asking for one without it
     stops before anything is written, with the message a Colab user needs."""
-    from ganhelpers.__main__ import main
+    from ganhelpers.cli import main
 
     with pytest.raises(SystemExit, match=r"error: --strategy/--devices: no TPU found \(.*\); on Colab pick "
                                          r"Runtime > Change runtime type > TPU"):

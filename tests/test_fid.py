@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 from scipy import linalg
 
-from ganhelpers.__main__ import main
+from ganhelpers.cli import main
 from ganhelpers.experiment import open_run
 from ganhelpers.metrics import fid, frechet, inception
 from ganhelpers.metrics.inception import to_unit_range

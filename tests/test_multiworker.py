@@ -130,7 +130,7 @@ def test_two_workers_train_one_run_survive_a_lost_worker_and_agree(tmp_path):
      "TF_CONFIG task.index must be 0..0 (the worker list has 1), got -1"),
 ])
 def test_multiworker_without_a_valid_tf_config_is_a_clear_error(tf_config, message, tmp_path, monkeypatch):
-    from ganhelpers.__main__ import main
+    from ganhelpers.cli import main
 
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -143,7 +143,7 @@ def test_multiworker_without_a_valid_tf_config_is_a_clear_error(tf_config, messa
 
 
 def test_multiworker_on_a_cpu_takes_one_device_per_worker(tmp_path, monkeypatch):
-    from ganhelpers.__main__ import main
+    from ganhelpers.cli import main
 
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}')
     with pytest.raises(SystemExit, match="one replica per worker on a CPU, not devices=2: start more workers"):

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from ganhelpers import data, images, losses, summaries
-from ganhelpers.__main__ import main
+from ganhelpers.cli import main
 from ganhelpers.experiment import load_config
 from ganhelpers.models import GAN, GANBase
 from ganhelpers.run import budget_report, duration, model_kind, model_names, set_value, train

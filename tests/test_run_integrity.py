@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 
 from ganhelpers import callbacks, data, experiment, summaries
-from ganhelpers.__main__ import main
+from ganhelpers.cli import main
 from ganhelpers.configs import ConfigError
 from ganhelpers.dcgan import dcgan_config
 from ganhelpers.run import HistoryWithoutCheckpoint, TrainingInterrupted, train

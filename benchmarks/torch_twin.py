@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from distribute import _flags  # noqa: E402  (the CPU flags that matter, from /proc/cpuinfo)
+
 CASES = ("tf-keras", "tf-phases", "torch")
 ISA_ENV = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
@@ -122,15 +125,6 @@ def _run_case(case: str, steps: int, batch: int, isa: str) -> dict:
     if out.returncode:
         raise RuntimeError(f"{case} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _flags() -> str:
-    try:
-        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    have = set(line.split(":", 1)[1].split())
-    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in have)
 
 
 def main(argv=None) -> None:

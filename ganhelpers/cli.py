@@ -182,8 +182,10 @@ def _fid(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .run import model_kind
 
-    parser = argparse.ArgumentParser(prog="python -m ganhelpers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ganhelpers", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, sample, animate and measure the GANs of ganhelpers: every command takes the run\n"
+                    "folder of every model (--help on each).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     lines = []

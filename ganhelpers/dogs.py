@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -31,139 +30,17 @@ from .experiment import DEFAULT_ROOT, atomic_write, load_results
 
 log = logging.getLogger(__name__)
 
-# -- Stanford Dogs ------------------------------------------------------------------------------
-
-# Khosla et al. 2011, "Novel Dataset for Fine-Grained Image Categorization": 20,580 ImageNet images
-# of 120 breeds, each with PASCAL VOC-style XML boxes. Sizes and sha256 as listed in TensorFlow
-# Datasets' url_checksums/stanford_dogs.txt (the site publishes no hash of its own).
-DOGS_URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/"
-DOGS_ARCHIVES = {
-    "images.tar": (793_579_520, "a443fc2f9a851aa1a7b8e4fa4af94b8459fce2c9f5a2f4dd4669cf9673a4ec58"),
-    "annotation.tar": (21_852_160, "662ed36f707be6b195c2fda392d8e153e83af28cedc8e2134a649f198def30fd"),
-}
-
-
-def fetch_verified(url: str, data_dir, fname: str, size: int | None = None, sha256: str | None = None) -> Path:
-    """``data.fetch`` with a sha256 and a byte size: a cached file that fails either check is fetched
-    again; a fresh download that fails raises ``OSError`` and is deleted. With neither, the first
-    download's sha256 is recorded and later uses are checked against it."""
-    return data_lib.fetch(url, data_dir, fname, sha256=sha256, size=size)
-
-
-def parse_annotation(path) -> dict:
-    """One Stanford Dogs annotation (PASCAL VOC XML, a file without extension) ->
-    ``{"width", "height", "names": [...], "boxes": float (K, 4) as xmin, ymin, xmax, ymax}``."""
-    try:
-        root = ET.parse(path).getroot()
-        size = root.find("size")
-        width, height = (int(float(size.findtext(k))) for k in ("width", "height"))
-        names, boxes = [], []
-        for obj in root.iter("object"):
-            bb = obj.find("bndbox")
-            boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
-            names.append(obj.findtext("name", ""))
-    except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} is not a Stanford Dogs annotation (<annotation><size><width>, <height> and "
-                         f"<object><bndbox><xmin>...): {type(err).__name__}: {err}") from err
-    if not boxes:
-        raise ValueError(f"{path} has no <object><bndbox>: nothing to crop to")
-    return {"width": width, "height": height, "names": names, "boxes": np.array(boxes, dtype=np.float64)}
-
-
-def dog_box(annotation: dict, mode: str = "largest") -> tuple[float, float, float, float]:
-    """The crop box (x, y, width, height) of an annotation with one or more dogs.
-
-    ``"largest"`` (default) keeps the biggest dog: with two dogs far apart their union is mostly
-    background, the very thing the crop is meant to remove. ``"union"`` keeps every dog in frame.
-    Boxes are clamped to the image.
-    """
-    b = annotation["boxes"]
-    if mode == "largest":
-        xmin, ymin, xmax, ymax = b[np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))]
-    elif mode == "union":
-        xmin, ymin = b[:, 0].min(), b[:, 1].min()
-        xmax, ymax = b[:, 2].max(), b[:, 3].max()
-    else:
-        raise ValueError(f"box mode must be 'largest' or 'union', got {mode!r}")
-    xmin, xmax = np.clip([xmin, xmax], 0, annotation["width"])
-    ymin, ymax = np.clip([ymin, ymax], 0, annotation["height"])
-    return float(xmin), float(ymin), float(xmax - xmin), float(ymax - ymin)
-
-
-def stanford_dogs_files(root, box: str = "largest") -> tuple[list[Path], list, np.ndarray, list[str]]:
-    """Image paths under ``root/Images/<wnid>-<breed>/``, their crop boxes from
-    ``root/Annotation/<wnid>-<breed>/<stem>`` (None where an annotation is missing), breed labels
-    from 0 and the sorted breed folder names."""
-    root = Path(root)
-    images = root / "Images"
-    if not images.is_dir():
-        raise FileNotFoundError(f"Images/ not found under DATA_DIR={root}; download with "
-                                "ganhelpers.dogs.stanford_dogs(data_dir, download=True)")
-    breeds = sorted(p.name for p in images.iterdir() if p.is_dir())
-    paths, boxes, labels = [], [], []
-    for label, breed in enumerate(breeds):
-        for path in sorted(p for p in (images / breed).iterdir() if p.suffix.lower() in data_lib.IMAGE_EXTENSIONS):
-            ann = root / "Annotation" / breed / path.stem
-            paths.append(path)
-            boxes.append(dog_box(parse_annotation(ann), box) if ann.is_file() else None)
-            labels.append(label)
-    if not paths:
-        raise ValueError(f"no images under {images}/<breed>/: is the archive extracted completely?")
-    return paths, boxes, np.array(labels, dtype=np.int64), breeds
-
-
-def stanford_dogs(data_dir=None, image_size: int = 64, crop: str = "bbox", box: str = "largest",
-                  download: bool = False, url: str = DOGS_URL, archives: dict | None = None,
-                  cache: bool = True) -> dict:
-    """Stanford Dogs as ``{"images": uint8 (N, S, S, 3), "labels": (N,), "breeds": [120 folder names]}``.
-
-    ``crop="bbox"`` crops each image to the square around its dog (``box`` picks the largest dog or
-    the union of all, see :func:`dog_box`; images without an annotation fall back to the centre
-    square, with a warning); ``"center"`` takes the centre square of the whole frame. With
-    ``download=True`` the two archives (757 MB + 21 MB) are fetched from ``url``, checked against
-    ``archives`` ({file name: (bytes, sha256)}, default :data:`DOGS_ARCHIVES`) and extracted into
-    ``data_dir``. Decoded arrays are cached as ``.npz`` in ``data_dir``.
-    """
-    data_dir = Path(data_dir) if data_dir is not None else data_lib.DEFAULT_DATA_DIR / "stanford_dogs"
-    if crop not in ("bbox", "center"):
-        raise ValueError(f"crop must be 'bbox' or 'center', got {crop!r}")
-    archives = DOGS_ARCHIVES if archives is None else archives
-    if download:
-        for fname, (size, sha256) in archives.items():
-            if (data_dir / f".{fname}.extracted").exists():  # earlier versions' marker: extracted to the end
-                continue
-            # An uncompressed tar holds no more than its own size; twice that allows for a re-pack.
-            data_lib.install(url.rstrip("/") + "/" + fname, data_dir, fname, sha256=sha256, size=size,
-                             max_bytes=2 * size if size else None)
-    paths, boxes, labels, breeds = stanford_dogs_files(data_dir, box)
-    if crop == "bbox":
-        missing = sum(b is None for b in boxes)
-        if missing == len(boxes):
-            raise FileNotFoundError(f"no annotation under {data_dir / 'Annotation'}: download annotation.tar "
-                                    "(stanford_dogs(..., download=True)) or use crop='center'")
-        if missing:
-            log.warning("%d of %d images have no annotation; they are centre-cropped", missing, len(boxes))
-    tag = f"bbox-{box}" if crop == "bbox" else crop
-    cache_path = data_dir / f"stanford_dogs_{image_size}px_{tag}_{len(paths)}.npz" if cache else None
-
-    def build():
-        arr, kept = data_lib.decode_files(paths, image_size, 3, boxes if crop == "bbox" else None, crop="center")
-        return {"images": arr, "labels": labels[kept]}
-
-    out = data_lib._cached(cache_path, build)
-    out["breeds"] = breeds
-    return out
-
-
-def dog_examples(data_dir=None, n: int = 8, image_size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random dogs twice, uint8: the whole frame's centre square and the bounding-box crop."""
-    paths, boxes, _, _ = stanford_dogs_files(data_lib.DEFAULT_DATA_DIR / "stanford_dogs"
-                                             if data_dir is None else data_dir)
-    pick = [i for i in np.random.default_rng(seed).permutation(len(paths)) if boxes[i] is not None][:n]
-    raw, _ = data_lib.decode_files([paths[i] for i in pick], image_size, 3, crop="center")
-    cropped, _ = data_lib.decode_files([paths[i] for i in pick], image_size, 3, [boxes[i] for i in pick])
-    return raw, cropped
-
+# Stanford Dogs itself lives with the other datasets (ganhelpers.data.stanford_dogs); its names stay here too
+from .data.stanford_dogs import (  # noqa: E402, F401
+    DOGS_ARCHIVES,
+    DOGS_URL,
+    dog_box,
+    dog_examples,
+    fetch_verified,
+    parse_annotation,
+    stanford_dogs,
+    stanford_dogs_files,
+)
 
 # -- the variants -------------------------------------------------------------------------------
 
@@ -292,15 +169,10 @@ def variant_config(name: str, preset: str = "full", **overrides) -> dict:
 # -- training -----------------------------------------------------------------------------------
 
 def load_images(config: dict, data_dir=None, download: bool = False) -> np.ndarray:
-    """The uint8 training images a variant config asks for (its first ``num_images`` if set)."""
+    """The uint8 training images a variant config asks for (its first ``num_images`` if set): any
+    dataset of :data:`ganhelpers.data.DATASETS` (``stanford_dogs`` in ``full``, ``digits`` offline)."""
     d = config["data"]
-    if d["name"] == "stanford_dogs":
-        images = stanford_dogs(data_dir, d["image_size"], d.get("crop", "bbox"), d.get("box", "largest"),
-                               download=download)["images"]
-    elif d["name"] == "digits":
-        images = data_lib.digits(d["image_size"], d.get("channels", 3))["images"]
-    else:
-        images = data_lib.load(d, data_dir, download)["images"]
+    images = data_lib.load(d, data_dir, download)["images"]
     return images[: d["num_images"]] if d.get("num_images") else images
 
 
@@ -350,10 +222,32 @@ def _own_callbacks(run, config: dict, model, data) -> list:
                                                           extractor=data.get("extractor"),
                                                           networks_dir=data.get("networks_dir"))
     f = config["fid"]
-    monitor = MetricsMonitor(run, real_stats=data["real_stats"], metrics=["fid"], every_n_epochs=f["every_n_epochs"],
-                             num_samples=f["num_samples"], extractor=data["extractor"], batch_size=f["batch_size"])
+    names, real, cache = ["fid"], None, None
+    if metrics_in_fid_pass(config):  # one feature pass for FID and the metrics section (the run loop adds none)
+        from .run import metrics_real_side
+
+        real, _, cache = metrics_real_side(run, config, data, extractor=data["extractor"])
+        names += [n for n in config["metrics"]["names"] if n != "fid"]
+    monitor = MetricsMonitor(run, real, real_stats=data["real_stats"], metrics=names,
+                             every_n_epochs=f["every_n_epochs"], num_samples=f["num_samples"],
+                             extractor=data["extractor"], batch_size=f["batch_size"], cache_path=cache)
     data["fid_monitor"] = monitor
     return own_callbacks(run, config, model, data) + [monitor]
+
+
+def metrics_in_fid_pass(config: dict) -> bool:
+    """Whether the config's ``metrics`` section asks for what its ``fid`` section does (the same
+    network: digits at the same size, or Inception with the same weights; the same samples, batch,
+    real images and schedule): then one monitor computes FID and those metrics from one feature pass
+    (the ``cpu`` preset: FID, KID, precision and recall on the digit features of 500 samples)."""
+    m, f = config.get("metrics") or {}, config.get("fid") or {}
+    if not m.get("names") or not f:
+        return False
+    same_network = (m.get("features", "digits") == "digits" and f.get("weights") == "digits"
+                    and (m.get("digits") or {}) == (f.get("digits") or {})) or \
+        (m.get("features") == "inception" and m.get("weights") == f.get("weights") and f.get("weights") != "digits")
+    return same_network and all(m.get(k, d) == f.get(k, d) for k, d in (
+        ("every_n_epochs", 1), ("num_samples", 1000), ("batch_size", 200), ("real_samples", None)))
 
 
 def _finish(run, config: dict, model, data) -> dict:
@@ -395,7 +289,7 @@ def _kind():
     return ModelKind(
         name="dogs", presets=DOGS_PRESETS, build=dcgan.build_dcgan, load_data=_load_data, dataset=dcgan.dataset,
         steps_per_pass=dcgan.steps_per_pass, total_steps=dcgan.KIND.total_steps, callbacks=_own_callbacks,
-        finish=_finish, variants=tuple(VARIANTS),
+        finish=_finish, variants=tuple(VARIANTS), metrics_in_own_pass=metrics_in_fid_pass,
         make_config=lambda preset, variant=None, **overrides: variant_config(variant or "dcgan1", preset, **overrides),
         description="the dog experiment's DCGAN variants on Stanford Dogs, ranked by FID (KID where samples are few)")
 

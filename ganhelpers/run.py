@@ -80,6 +80,9 @@ class ModelKind:
     default_preset: str = "smoke"
     variants: tuple = ()  # named variants of one model (the dog experiment's), chosen with variant=
     make_config: Callable | None = None  # (preset, variant, **overrides) -> config, where variants exist
+    # (config) -> True when the kind's own monitor computes the config's ``metrics`` section in its
+    # FID pass (the dog experiment, when both sections ask for the same features and schedule)
+    metrics_in_own_pass: Callable | None = None
 
     def config(self, preset: str | None = None, variant: str | None = None, **overrides) -> dict:
         """A deep copy of a preset with ``model`` recorded (see :func:`ganhelpers.configs.preset_config`)."""
@@ -149,22 +152,32 @@ def metrics_callbacks(run: Run, config: dict, data: dict) -> list:
     m = config.get("metrics") or {}
     if not m.get("names"):
         return []
-    from .metrics import MetricsMonitor, features_cache_path
-    from .metrics.features import feature_extractor
+    from .metrics import MetricsMonitor
 
-    d = config["data"]
-    name = m.get("features", "digits")
-    options = {}
-    if name == "digits":
-        options = {"image_size": d["image_size"], "channels": d.get("channels", 3), **(m.get("digits") or {}),
-                   "cache_dir": data.get("networks_dir")}
-    extractor = feature_extractor(name, weights=m.get("weights"), **options)
-    real = data["images"][: m["real_samples"]] if m.get("real_samples") else data["images"]
-    cache = features_cache_path(run.dir.parent, f"{d['name']}-{d.get('crop', 'none')}-{len(real)}", d["image_size"],
-                                extractor)
+    real, extractor, cache = metrics_real_side(run, config, data)
     return [MetricsMonitor(run, real, metrics=m["names"], every_n_epochs=m.get("every_n_epochs", 1),
                            num_samples=m.get("num_samples", 1000), extractor=extractor, cache_path=cache,
                            batch_size=m.get("batch_size", 200))]
+
+
+def metrics_real_side(run: Run, config: dict, data: dict, extractor=None):
+    """(real images, feature extractor, real-features cache path) of a config's ``metrics`` section
+    (see :func:`metrics_callbacks`); ``extractor`` replaces the section's network."""
+    from .metrics import features_cache_path
+    from .metrics.features import feature_extractor
+
+    m, d = config.get("metrics") or {}, config["data"]
+    if extractor is None:
+        name = m.get("features", "digits")
+        options = {}
+        if name == "digits":
+            options = {"image_size": d["image_size"], "channels": d.get("channels", 3), **(m.get("digits") or {}),
+                       "cache_dir": data.get("networks_dir")}
+        extractor = feature_extractor(name, weights=m.get("weights"), **options)
+    real = data["images"][: m["real_samples"]] if m.get("real_samples") else data["images"]
+    cache = features_cache_path(run.dir.parent, f"{d['name']}-{d.get('crop', 'none')}-{len(real)}", d["image_size"],
+                                extractor)
+    return real, extractor, cache
 
 
 def measure_at_the_end(monitors, epochs_done: int) -> None:
@@ -450,7 +463,8 @@ def _train(kind, config, run, worker, *, steps, data, data_dir, download, verbos
     def make_callbacks():
         # the model's own first: what they steer (alpha, label noise) or add to the logs (test
         # accuracy, metrics) is in place before the checkpoint saves and the loggers write
-        monitors[:] = metrics_callbacks(run, config, data)
+        folded = kind.metrics_in_own_pass is not None and kind.metrics_in_own_pass(config)
+        monitors[:] = [] if folded else metrics_callbacks(run, config, data)
         return (list(kind.callbacks(run, config, model, data)) + monitors
                 + standard_callbacks(run, config, tensorboard) + list(callbacks))
 

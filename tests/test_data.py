@@ -137,9 +137,9 @@ def test_pipeline_scales_batches_and_drops_the_remainder():
 
 
 def test_datasets_are_one_registry_whose_unknown_names_are_a_clear_error(monkeypatch):
-    assert set(data.DATASETS) == {"digits", "mnist", "cub200", "folder", "flowers"}
-    with pytest.raises(ValueError, match=r"unknown dataset 'cifar': use 'digits', 'mnist', 'cub200', 'folder', "
-                                         r"'flowers'"):
+    assert set(data.DATASETS) == {"digits", "mnist", "cub200", "stanford_dogs", "folder", "flowers"}
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar': use 'digits', 'mnist', 'cub200', "
+                                         r"'stanford_dogs', 'folder', 'flowers'"):
         data.load({"name": "cifar", "image_size": 32})
     # a new dataset is one loader and one registry line
     monkeypatch.setitem(data.DATASETS, "ones", lambda c, data_dir, download: {

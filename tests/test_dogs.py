@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from ganhelpers import dogs, experiment, images, layers
+from ganhelpers import dogs, experiment, images, layers, run
 from ganhelpers.metrics import inception
 from ganhelpers.metrics.inception import to_unit_range
 
@@ -291,3 +291,28 @@ def test_run_comparison_trains_each_variant_and_measures_fid_at_the_last_epoch_t
               for v in ("dcgan1", "hinge")]
     assert len(frames[0]) == len(frames[1]) == 7  # steps 0, 2, ..., 12
     np.testing.assert_array_equal(images.read_png(frames[0][0]), images.read_png(frames[1][0]))
+
+
+def test_fid_and_a_metrics_section_asking_for_the_same_features_share_one_feature_pass(tmp_path, monkeypatch):
+    from ganhelpers.metrics import features
+
+    config = dogs.variant_config("dcgan1", "smoke")
+    f = config["fid"]
+    config["metrics"].update(names=["kid"], num_samples=f["num_samples"], batch_size=f["batch_size"],
+                             every_n_epochs=f["every_n_epochs"], real_samples=f["real_samples"])
+    assert dogs.metrics_in_fid_pass(config) and not dogs.metrics_in_fid_pass(dogs.variant_config("dcgan1", "smoke"))
+    assert dogs.metrics_in_fid_pass(dogs.variant_config("dcgan1", "cpu"))  # the workshop preset does
+    fake_passes, real_extract = [], features.extract
+
+    def counting(images, *args, **kwargs):
+        if len(images) == f["num_samples"]:
+            fake_passes.append(len(images))
+        return real_extract(images, *args, **kwargs)
+
+    monkeypatch.setattr(features, "extract", counting)
+    result = run.train(config, "fold", root=tmp_path, verbose=0)
+    epochs = config["training"]["epochs"]
+    r = result.results
+    assert [h[0] for h in r["fid_history"]] == [h[0] for h in r["kid_history"]] == list(range(1, epochs + 1))
+    assert len(fake_passes) == epochs  # one extraction of the samples per measurement, for FID and KID
+    assert r["metrics_network"] == r["fid_extractor"] and r["metrics_num_fake"] == f["num_samples"]

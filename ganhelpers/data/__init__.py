@@ -3,7 +3,7 @@
 One module an idea: :mod:`.images` (decoding, the one image reader, the array cache),
 :mod:`.pipeline` (``tf.data``), :mod:`.downloads` (checked downloads, where data lives),
 :mod:`.archives` (safe extraction), and one module per dataset (:mod:`.digits`, :mod:`.mnist`,
-:mod:`.cub200`, :mod:`.flowers`; Stanford Dogs is :mod:`ganhelpers.dogs`'s), each behind one line of
+:mod:`.cub200`, :mod:`.stanford_dogs`, :mod:`.flowers`), each behind one line of
 :data:`DATASETS`, the registry :func:`load` reads a config's ``data.name`` from.
 
 Image files are decoded once with Pillow (which reads JPEG, PNG, BMP, GIF and TIFF, and converts
@@ -91,6 +91,14 @@ from .pipeline import (  # noqa: F401
     make_dataset,
     to_float,
 )
+from .stanford_dogs import (  # noqa: F401
+    DOGS_ARCHIVES,
+    DOGS_URL,
+    dog_box,
+    parse_annotation,
+    stanford_dogs,
+    stanford_dogs_files,
+)
 
 
 def _digits(data_config, data_dir, download):
@@ -115,19 +123,25 @@ def _mnist(data_config, data_dir, download):
     return {"images": d["x_train"], "labels": d["y_train"]}
 
 
+def _stanford_dogs(data_config, data_dir, download):
+    return stanford_dogs(data_dir or data_config.get("data_dir"), data_config["image_size"],
+                         data_config.get("crop", "bbox"), data_config.get("box", "largest"), download=download)
+
+
 def _flowers(data_config, data_dir, download):
     return flowers(data_dir or data_config.get("data_dir"), data_config["image_size"], download=download)
 
 
 # name -> loader(data_config, data_dir, download) -> {"images": uint8 (N, H, W, C), "labels"?}: a new
 # dataset is one module and one line here
-DATASETS = {"digits": _digits, "mnist": _mnist, "cub200": _cub200, "folder": _folder, "flowers": _flowers}
+DATASETS = {"digits": _digits, "mnist": _mnist, "cub200": _cub200, "stanford_dogs": _stanford_dogs, "folder": _folder,
+            "flowers": _flowers}
 
 
 def load(data_config: dict, data_dir=None, download: bool = False) -> dict:
     """uint8 images (and labels where the dataset has them) for a config's ``data`` section: ``name``
     is one of :data:`DATASETS` (``digits`` offline; ``mnist``: :func:`mnist_padded`'s training set;
-    ``cub200``; ``folder`` with ``path``; ``flowers``)."""
+    ``cub200``; ``stanford_dogs``; ``folder`` with ``path``; ``flowers``)."""
     name = data_config["name"]
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: use {', '.join(repr(n) for n in DATASETS)}")

@@ -36,7 +36,6 @@ import tensorflow as tf
 from . import callbacks as cb
 from . import distribute, summaries
 from .configs import ConfigError, validate_config
-from .distribute import strategy_name
 from .experiment import (
     DEFAULT_ROOT,
     DamagedRunFile,
@@ -528,7 +527,7 @@ def _train(kind, config, run, worker, *, steps, data, data_dir, download, verbos
         "train_seconds": float(previous.get("train_seconds", 0.0)) + seconds,
         "final_losses": final or previous.get("final_losses", {}),
         "resumed_from": restored,
-        "replicas": replicas, "strategy": strategy_name(strategy),
+        "replicas": replicas, "strategy": distribute.strategy_name(strategy),
     }
     results.update(kind.finish(run, config, model, data))
     results = run.update_results(results)

@@ -117,9 +117,9 @@ class DCGAN(GAN):
 
     def targets(self, n, value_range, flip: bool) -> tf.Tensor:
         """``(n, 1)`` targets uniform in ``value_range``; flipped with probability ``flip_prob``."""
-        t = self.rng.uniform((n, 1), value_range[0], value_range[1])
+        t = self.uniform((n, 1), value_range[0], value_range[1])
         if flip:
-            t = tf.where(self.rng.uniform((n, 1)) < self.flip_prob, 1.0 - t, t)
+            t = tf.where(self.uniform((n, 1)) < self.flip_prob, 1.0 - t, t)
         return t
 
     def train_step(self, data):
@@ -130,8 +130,8 @@ class DCGAN(GAN):
     def adversarial_step(self, real, z_fake, z_gen):
         """The three updates of one step on ``real`` (N, H, W, C), with D's fakes drawn from
         ``z_fake`` (N, *latent) and G's batch from ``z_gen`` (2N, *latent). ``train_step`` draws both
-        from ``self.rng``; passing them in makes a step reproducible across devices (the
-        distributed-equivalence test splits one host batch of noise over the replicas)."""
+        from ``self.rng``; passing them in gives a step fixed noise (a speed test compares the
+        compiled forms of one step this way)."""
         n = tf.shape(real)[0]
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables

@@ -12,13 +12,25 @@ them Keras 3 fails with "You must feed a value for placeholder tensor"), and ``G
 each replica's gradients by the number of replicas, so the summed update equals the single-device
 update on the same global batch (``tf.nn.compute_average_loss``'s sum / global batch).
 
-Two differences from one device, both by design of ``tf.distribute``:
+What differs from one device, and what is done about it:
 
 * BatchNorm normalises with each replica's own statistics (batch / replicas images) unless the
-  layers are synchronised: :func:`synchronize_batchnorm` turns every BatchNormalization into its
-  ``synchronized=True`` twin (one all-reduce per layer, global statistics, DCGAN's semantics);
-* a ``tf.random.Generator`` created in the scope gives each replica its own stream, so the
-  replicas' noise differs (as it should: otherwise they would generate the same fakes).
+  layers are synchronised. The networks here are built with synchronised BatchNorm whenever they are
+  built under several replicas (:func:`several_replicas`; ``layers.batch_norm``): the papers'
+  BatchNorm (DCGAN, WGAN's DCGAN critic, SGAN's generator) normalises over the whole minibatch;
+* noise: every replica draws the values of the global batch from one shared seed and keeps its own
+  share (:func:`replica_share`; ``GANBase.normal``/``uniform`` for the model's RNG,
+  ``layers.GaussianNoise``/``Dropout`` for the layers' own noise). The replicas' noise is independent
+  (each gets other rows of one draw) and equals one device's draw on the same global batch (for
+  the model's RNG: one device's with ``global_draws=True``, which draws the same way), so a step on N
+  replicas can be compared with a step on one device (``tests/test_distributed.py``).
+  Two things make this necessary: a ``tf.random.Generator`` created in the scope gives each replica
+  its own stream, which cannot be compared with one device, and Keras' ``GaussianNoise`` and
+  ``Dropout`` draw the *same* noise on every replica (measured on TF 2.21 / Keras 3.15: their seed
+  state is one mirrored variable), which correlates the replicas' halves of the batch.
+
+One thing stays per replica by design: PGGAN's minibatch standard deviation is computed over groups
+of each replica's share, as in the authors' multi-GPU code (each GPU's ``minibatch // num_gpus``).
 """
 
 from __future__ import annotations
@@ -27,7 +39,6 @@ import json
 import logging
 import os
 
-import keras
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,46 @@ def _tpu_strategy() -> tf.distribute.TPUStrategy:
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         raise RuntimeError(f"no TPU found ({e}); on Colab pick Runtime > Change runtime type > TPU") from e
+
+
+def several_replicas() -> bool:
+    """True where the current strategy (the scope a model is built in) has more than one replica."""
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
+def replica_share():
+    """``(replica id, replicas)`` inside a replicated step of a strategy with several replicas (the
+    place where a draw must be shared, see the module's docstring); ``None`` elsewhere: one device,
+    or outside a step (sampling, evaluation)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return None
+    return ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+
+
+def shared_draw(draw, shape, share):
+    """This replica's rows of ``draw(global shape)``: ``shape``'s first dimension is the replica's
+    share of a batch, ``share`` is ``(replica id, replicas)``; every replica must call it with the same
+    shared seed inside ``draw`` (a mirrored seed state) so that the rows fit together."""
+    r, count = share
+    shape = tf.cast(tf.stack(shape) if isinstance(shape, (tuple, list)) else shape, tf.int32)
+    n = shape[0]
+    values = draw(tf.concat([[n * count], shape[1:]], axis=0))
+    return values[r * n:(r + 1) * n]
+
+
+def global_batch_mean(x):
+    """The mean over the first (batch) axis of the global batch: under several replicas this replica's
+    mean, all-reduced over the replicas (equal shares). For a loss that is not a mean of per-example
+    terms (SGAN's feature matching: a distance between two batch means). Differentiable: the gradient
+    of the all-reduce is the all-reduce of the gradients, so each replica's gradient of the (global)
+    loss is the replicas' number times its own part of it, which ``GANBase._apply``'s division by
+    the number of replicas turns into the one-device gradient when the optimizer sums the replicas'."""
+    mean = tf.reduce_mean(x, axis=0)
+    share = replica_share()
+    if share is None:
+        return mean
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, mean) / share[1]
 
 
 def multi_worker(strategy=None) -> bool:
@@ -175,18 +226,6 @@ def make_strategy(kind: str | None = None, devices: int | None = None) -> tf.dis
         names = split_cpu(n)[:n]
     log.info("MirroredStrategy over %d %s: %s", n, "GPUs" if gpus else "logical CPU devices", ", ".join(names))
     return tf.distribute.MirroredStrategy(names)
-
-
-def synchronize_batchnorm(model: keras.Model) -> keras.Model:
-    """A copy of the functional ``model`` whose BatchNormalization layers are synchronised across
-    replicas (global batch statistics), with the same weights. Build it inside ``strategy.scope()``."""
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] == "BatchNormalization":
-            layer["config"]["synchronized"] = True
-    clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def per_replica_slices(strategy_: tf.distribute.Strategy, *tensors):

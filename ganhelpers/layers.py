@@ -25,9 +25,11 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from . import fastconv
+from .distribute import replica_share, several_replicas, shared_draw
 
 # Radford et al. 2015, section 4: "All weights were initialized from a zero-centered Normal
 # distribution with standard deviation 0.02"; the PyTorch reference also draws BatchNorm's gamma
@@ -43,10 +45,42 @@ def conv_init(stddev: float = CONV_INIT_STDDEV, seed=None):
 
 def batch_norm(momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON, stddev: float = CONV_INIT_STDDEV,
                name: str | None = None) -> layers.BatchNormalization:
-    """BatchNorm with the reference's momentum/epsilon and gamma ~ N(1, stddev)."""
+    """BatchNorm with the reference's momentum/epsilon and gamma ~ N(1, stddev); synchronised across
+    replicas when built under several (the minibatch's statistics, as on one device)."""
     return layers.BatchNormalization(
-        momentum=momentum, epsilon=epsilon,
+        momentum=momentum, epsilon=epsilon, synchronized=several_replicas(),
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=stddev), name=name)
+
+
+# Keras' noise layers draw the same noise on every replica of a MirroredStrategy (their seed state is
+# one mirrored variable; measured on TF 2.21 / Keras 3.15). These subclasses draw the global batch's
+# noise from that shared seed and keep the replica's rows (see ganhelpers.distribute); on one device
+# they are Keras' layers.
+@keras.saving.register_keras_serializable(package="ganhelpers")
+class GaussianNoise(layers.GaussianNoise):
+    """``keras.layers.GaussianNoise``, with independent noise per replica under several replicas."""
+
+    def call(self, inputs, training=False):
+        share = replica_share()
+        if not (training and self.stddev > 0) or share is None:
+            return super().call(inputs, training=training)
+        noise = shared_draw(lambda shape: keras.random.normal(shape, stddev=self.stddev, dtype=self.compute_dtype,
+                                                              seed=self.seed_generator), tf.shape(inputs), share)
+        return inputs + noise
+
+
+@keras.saving.register_keras_serializable(package="ganhelpers")
+class Dropout(layers.Dropout):
+    """``keras.layers.Dropout`` (no ``noise_shape``), with independent masks per replica under several
+    replicas: the kept units' scale ``1 / (1 - rate)`` is drawn for the global batch, as Keras draws it."""
+
+    def call(self, inputs, training=False):
+        share = replica_share()
+        if not (training and 0 < self.rate < 1) or share is None or self.noise_shape is not None:
+            return super().call(inputs, training=training)
+        scale = shared_draw(lambda shape: keras.random.dropout(tf.ones(shape, inputs.dtype), self.rate,
+                                                               seed=self.seed_generator), tf.shape(inputs), share)
+        return inputs * scale
 
 
 def activation(name: str, leak: float = 0.2, layer_name: str | None = None):
@@ -157,7 +191,7 @@ def dcgan_discriminator(image_size: int = 64, channels: int = 3, base_filters: i
             x = batch_norm(bn_momentum, bn_epsilon, init_stddev, name=f"down{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=leak, name=f"down{i}_act")(x)
         if dropout:
-            x = layers.Dropout(dropout, name=f"down{i}_dropout")(x)
+            x = Dropout(dropout, name=f"down{i}_dropout")(x)
         filters *= 2
     if head == "conv":
         x = Conv2D(1, start_size, strides=1, padding="valid", kernel_initializer=init, name="logit")(x)

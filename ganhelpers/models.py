@@ -22,7 +22,9 @@ Conventions shared by every model here:
   ``tf.Variable`` on the model, read inside ``train_step``, so changing it never retraces;
 * all randomness of a step comes from ``self.rng`` (a ``tf.random.Generator``) whose state is
   checkpointed with the weights, the optimizers, the step and epoch counters and the fixed noise,
-  so a resumed run continues exactly where it stopped;
+  so a resumed run continues exactly where it stopped; a step draws through :meth:`GANBase.normal`
+  and :meth:`GANBase.uniform`, which under several replicas give each replica its share of one
+  draw for the global batch (see :mod:`ganhelpers.distribute`);
 * side effects (images, files) live in callbacks, never in ``train_step``.
 """
 
@@ -35,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses as losses_lib
-from .distribute import multi_worker
+from .distribute import multi_worker, replica_share, shared_draw
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ class GANBase(keras.Model):
         super().__init__(**kwargs)
         self.seed = seed
         self.rng = tf.random.Generator.from_seed(seed)
+        #: draw as under several replicas (one draw for the global batch, from a seed taken from
+        #: ``rng``) on one device too: what a comparison of one device with N replicas needs.
+        #: ``None``/``False``: only under several replicas.
+        self.global_draws = None
         self.step = _counter("step")
         self.epoch = _counter("epoch")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.metric_names}
@@ -86,6 +92,30 @@ class GANBase(keras.Model):
 
     def checkpoint_items(self) -> dict:
         return dict(step=self.step, epoch=self.epoch, rng=self.rng)
+
+    # -- the step's randomness --------------------------------------------------------------------
+    def normal(self, shape) -> tf.Tensor:
+        """N(0, 1) values of ``shape`` (first dimension: this replica's share of the batch) from ``rng``."""
+        return self._draw(shape, self.rng.normal, tf.random.stateless_normal)
+
+    def uniform(self, shape, minval=0.0, maxval=1.0) -> tf.Tensor:
+        """Uniform values in [minval, maxval) of ``shape`` (first dimension: this replica's share)."""
+        return self._draw(shape, lambda s: self.rng.uniform(s, minval, maxval),
+                          lambda s, seed: tf.random.stateless_uniform(s, seed, minval, maxval))
+
+    def _draw(self, shape, stateful, stateless):
+        """One device: ``rng``'s own draw. Several replicas (or ``global_draws``): every replica
+        advances ``rng`` by the global batch's count (a mirrored state: the same on every replica),
+        draws the global batch's values from the state it read and keeps its rows."""
+        share = replica_share() or ((0, 1) if self.global_draws else None)
+        if share is None:
+            return stateful(shape)
+
+        def draw(global_shape):
+            state = self.rng.skip(tf.cast(tf.reduce_prod(global_shape), tf.int64))  # the state before
+            return stateless(global_shape, tf.stack([state[0], state[-1]]))
+
+        return shared_draw(draw, shape, share)
 
     def loggable(self, logs) -> dict:
         """The values of ``logs`` worth recording now (TensorBoard, losses.csv); all by default."""
@@ -222,7 +252,7 @@ class GAN(GANBase):
     def sample_noise(self, n) -> tf.Tensor:
         """Noise N(0, 1) of shape ``(n, *latent_shape)`` drawn from the model's checkpointed RNG
         (training's randomness: use :meth:`sample` to draw images outside training)."""
-        return self.rng.normal(tf.concat([[n], self.latent_shape], axis=0))
+        return self.normal(tf.concat([[n], self.latent_shape], axis=0))
 
     def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> np.ndarray:
         """``n`` images in [-1, 1] (float32 numpy, NHWC) from noise drawn with its own generator

@@ -283,7 +283,7 @@ class ProgressiveGAN(GAN):
     def gradient_penalty(self, real, fake):
         """WGAN-GP's penalty (:func:`ganhelpers.losses.gradient_penalty`, the one copy every critic
         uses) with its interpolation weights drawn from the model's RNG."""
-        eps = self.rng.uniform((tf.shape(real)[0], 1, 1, 1))
+        eps = self.uniform((tf.shape(real)[0], 1, 1, 1))
         return losses_lib.gradient_penalty(self.discriminator, real, fake, eps)
 
     def train_step(self, data):

@@ -34,7 +34,9 @@ from keras import layers
 from . import data as data_lib
 from . import summaries
 from .configs import preset_config
+from .distribute import global_batch_mean, replica_share, several_replicas
 from .experiment import Run, open_run, seed_everything
+from .layers import Dropout, GaussianNoise
 from .models import GAN
 
 log = logging.getLogger(__name__)
@@ -301,7 +303,7 @@ def classifier_body(input_shape, units=(256, 128, 64), input_noise: float = 0.6,
     if weight_norm and body != "mlp":
         raise ValueError("weight_norm=True is implemented for body='mlp' only")
     img = keras.Input(tuple(input_shape), name="image")
-    x = layers.GaussianNoise(input_noise, name="input_noise")(img) if input_noise else img
+    x = GaussianNoise(input_noise, name="input_noise")(img) if input_noise else img
     if body == "mlp":
         x = layers.Flatten()(x)
     elif body != "conv":
@@ -316,9 +318,9 @@ def classifier_body(input_shape, units=(256, 128, 64), input_noise: float = 0.6,
         x = (layers.LeakyReLU(0.2, name=f"act{i}") if activation == "leaky_relu"
              else layers.ReLU(name=f"act{i}"))(x)
         if hidden_noise and i < len(units) - 1:
-            x = layers.GaussianNoise(hidden_noise, name=f"noise{i}")(x)
+            x = GaussianNoise(hidden_noise, name=f"noise{i}")(x)
         if dropout and i < len(units) - 1:
-            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+            x = Dropout(dropout, name=f"dropout{i}")(x)
     if body == "conv":
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     features = layers.Activation("linear", dtype="float32", name="features")(x)
@@ -333,7 +335,7 @@ def build_discriminator(input_shape, num_classes: int = 10, formulation: str = "
         raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
     body = classifier_body(input_shape, **body_kwargs)
     features = body.output
-    h = layers.GaussianNoise(body_kwargs.get("hidden_noise", 0.5), name="head_noise")(features)
+    h = GaussianNoise(body_kwargs.get("hidden_noise", 0.5), name="head_noise")(features)
     # improved-gan: the output layer is weight-normalised too, with a trainable scale (train_scale=True)
     head = (lambda n, name: WeightNormDense(n, train_scale=True, dtype="float32", name=name)) \
         if body_kwargs.get("weight_norm") else (lambda n, name: layers.Dense(n, dtype="float32", name=name))
@@ -358,7 +360,7 @@ def mlp_generator(latent_dim: int, image_shape, units=(500, 500), weight_norm: b
     x = z
     for i, u in enumerate(units):
         x = layers.Dense(u, use_bias=False, name=f"dense{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.BatchNormalization(synchronized=several_replicas(), name=f"bn{i}")(x)
         x = layers.Activation("softplus", name=f"act{i}")(x)
     x = (WeightNormDense(int(np.prod(image_shape)), train_scale=True, name="to_image") if weight_norm
          else layers.Dense(int(np.prod(image_shape)), name="to_image"))(x)
@@ -393,8 +395,11 @@ def supervised_loss(labels, class_logits):
 
 
 def feature_matching_loss(features_real, features_fake):
-    """|| E f(x) - E f(G(z)) ||^2 over the batch, averaged over features (Salimans et al. eq. 3.1)."""
-    diff = tf.reduce_mean(tf.cast(features_real, tf.float32), 0) - tf.reduce_mean(tf.cast(features_fake, tf.float32), 0)
+    """|| E f(x) - E f(G(z)) ||^2 over the batch, averaged over features (Salimans et al. eq. 3.1). Under
+    several replicas the expectations are the global batch's (``distribute.global_batch_mean``): the
+    distance of two means is not the mean of the replicas' distances."""
+    diff = (global_batch_mean(tf.cast(features_real, tf.float32))
+            - global_batch_mean(tf.cast(features_fake, tf.float32)))
     return tf.reduce_mean(tf.square(diff))
 
 
@@ -484,7 +489,11 @@ class SGAN(GAN):
 
     def _d_on(self, *batches):
         """D on several batches in one call (D has no BatchNorm, so this equals separate calls, only
-        faster); returns one output dict per batch."""
+        faster); returns one output dict per batch. Under several replicas (or ``global_draws``) one
+        call per batch: D's noise layers then draw each batch's noise for the global batch, the rows
+        one device draws for it (a concatenation would pair the replicas' rows with other noise)."""
+        if replica_share() is not None or self.global_draws:
+            return [self.discriminator(b, training=True) for b in batches]
         out = self.discriminator(tf.concat(batches, axis=0), training=True)
         sizes = [tf.shape(b)[0] for b in batches]
         starts = tf.math.cumsum([0] + sizes)

@@ -328,7 +328,7 @@ class WGANGP(WGAN):
 
     def critic_objective(self, real, fake):
         loss, _, _ = super().critic_objective(real, fake)
-        eps = self.rng.uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]))
+        eps = self.uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]))
         gp = gradient_penalty(self.critic, real, fake, eps)
         return loss + self.gp_weight * gp, loss, {"gradient_penalty": gp}
 

@@ -58,7 +58,7 @@ def _finish(procs, logs, timeout=300) -> list[str]:
 def _digest(model) -> str:
     import numpy as np
 
-    weights = model.generator.trainable_weights + model.discriminator.trainable_weights
+    weights = model.generator.weights + model.discriminator.weights  # BatchNorm statistics too
     return hashlib.sha1(b"".join(np.asarray(w, np.float32).tobytes() for w in weights)).hexdigest()
 
 
@@ -103,7 +103,7 @@ def test_two_workers_train_one_run_survive_a_lost_worker_and_agree(tmp_path):
         assert worker["step"] == STEPS and worker["replicas"] == 2
         assert worker["strategy"] == "MultiWorkerMirroredStrategy"
         assert Path(worker["resumed_from"]).name == f"ckpt-{kept[-1]}"  # the chief's newest checkpoint
-    assert chief["digest"] == other["digest"]  # every trainable weight, bit for bit
+    assert chief["digest"] == other["digest"]  # every weight (synchronised BatchNorm statistics too), bit for bit
     assert other["run_dir"] == str(run_dir)
 
     # the chief wrote the run folder; the other worker wrote nothing there and left no scratch folder

@@ -48,6 +48,8 @@ def split_cpu(n: int = 2) -> list[str]:
     """Split the first CPU into ``n`` logical devices (call before TensorFlow runs anything);
     returns their names for ``MirroredStrategy(devices)``."""
     cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) == n:
+        return [d.name for d in tf.config.list_logical_devices("CPU")]  # split so already (a second call)
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError as e:

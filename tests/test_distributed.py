@@ -1,7 +1,8 @@
 """Multi-device training on a CPU split into 2 logical devices (MirroredStrategy).
 
-Logical devices must be configured before TensorFlow initialises, so the checks run in a fresh
-Python process (this file run as a script) and report JSON; the rest of the suite keeps one CPU.
+Logical devices must be configured before TensorFlow initialises, so the checks run in one fresh
+Python process (this file run as a script, ``python tests/test_distributed.py ROOT``) and report
+JSON; the rest of the suite keeps one CPU.
 
 Equivalence, for every model kind: two ``train_step``s on 2 replicas (each gets half of the global
 batch) must give the same losses and move every weight as two steps on one device do, from the same
@@ -60,18 +61,12 @@ def _pggan_order(n_global: int, replicas: int, group_size: int) -> list[int]:
     return order
 
 
-def _equivalence() -> dict:
-    import numpy as np
-
-    from ganhelpers import distribute
-
-    devices = distribute.split_cpu(2)
+def _equivalence(strategy) -> dict:
     import keras
+    import numpy as np
     import tensorflow as tf
 
-    from ganhelpers import pggan, run
-
-    strategy = tf.distribute.MirroredStrategy(devices)
+    from ganhelpers import distribute, pggan, run
 
     def build(kind, config):
         model = kind.build(config)
@@ -120,7 +115,7 @@ def _equivalence() -> dict:
                 errors.append((float(np.abs(do - ds).max() / max(np.abs(ds).max(), floor)), vs.path))
         return max(errors), len(errors)
 
-    def compare(name, config, control=None):
+    def compare(name, config, control=None, probe_too=True):
         kind = run.model_kind(name)
         data = kind.load_data(config, None, download=False)
         keras.utils.set_random_seed(0)
@@ -152,7 +147,7 @@ def _equivalence() -> dict:
             single_batches = batches
         single.global_draws = probe.global_draws = True
         logs_s = steps(single, single_batches)
-        logs_p = steps(probe, single_batches)
+        logs_p = steps(probe, single_batches) if probe_too else logs_s
         if control is not None:
             control()
         logs_m = steps(mirrored, batches, strategy)
@@ -161,7 +156,7 @@ def _equivalence() -> dict:
                                      for i, (s, m) in enumerate(zip(logs_s, logs_m, strict=True)) for k in s)
         loss_conditioning = max(rel(s[k], p[k]) for s, p in zip(logs_s, logs_p, strict=True) for k in s)
         (error, worst), moved = delta_error(before, single, mirrored)
-        (conditioning, _), _ = delta_error(before, single, probe)
+        (conditioning, _), _ = delta_error(before, single, probe) if probe_too else ((None, None), None)
         return {"replicas": strategy.num_replicas_in_sync, "loss_error": loss_error, "worst_loss": worst_loss,
                 "max_relative_delta_error": error, "worst_weight": worst, "conditioning": conditioning,
                 "loss_conditioning": loss_conditioning,
@@ -169,12 +164,13 @@ def _equivalence() -> dict:
                     bool(layer.synchronized) for net in (mirrored.generator, mirrored.discriminator)
                     for layer in net._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)})}
 
-    out = {}
-    for name in KINDS:
+    def smoke(name):
         config = run.model_kind(name).config("smoke")
         if name == "sgan":
             config["discriminator"]["dropout"] = 0.3  # the Dropout layer's shared draw too
-        out[name] = compare(name, config)
+        return config
+
+    out = {name: compare(name, smoke(name)) for name in KINDS}
 
     # the noise layers alone: Keras' draws the same rows on both replicas; ours the global batch's
     from ganhelpers import layers as our_layers
@@ -206,21 +202,33 @@ def _equivalence() -> dict:
         sgan.global_batch_mean = lambda x: tf.reduce_mean(x, axis=0)
 
     try:
-        out["sgan-local-means"] = compare("sgan", run.model_kind("sgan").config("smoke"), control=local_means)
+        out["sgan-local-means"] = compare("sgan", smoke("sgan"), control=local_means, probe_too=False)
     finally:
         sgan.global_batch_mean = shared_mean
     return out
 
 
 @pytest.fixture(scope="module")
-def equivalence():
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve())], cwd=root, capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                                                       "CUDA_VISIBLE_DEVICES": ""})
+def two_devices(tmp_path_factory):
+    """One process on 2 logical CPU devices does both halves of this file (TensorFlow is imported and
+    split once): the equivalence above, and every kind trained through ``run.train`` (``_every_kind``),
+    after this process (one device) started an SGAN run that the other continues."""
+    from ganhelpers import run
+
+    root = tmp_path_factory.mktemp("two_devices") / "model_data"
+    # one device -> two: an SGAN run started here (one CPU device) to step 10 ...
+    started = run.train(run.model_kind("sgan").config("smoke"), "moved", root=root, steps=10, verbose=0)
+    assert started.results["replicas"] == 1
+    started.run.release()  # this process is done with the run: the next process may take it
+    proc = _subprocess(str(Path(__file__).resolve()), str(root))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    assert proc.returncode == 0 and lines, f"subprocess failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len(RESULT_TAG):])
+    assert lines, f"no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return {"root": root, **json.loads(lines[-1][len(RESULT_TAG):])}
+
+
+@pytest.fixture(scope="module")
+def equivalence(two_devices):
+    return two_devices["equivalence"]
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -257,17 +265,14 @@ def test_noise_layers_draw_independent_noise_per_replica(equivalence):
 def test_the_comparison_sees_a_different_semantics(equivalence):
     """The control: the same SGAN step with each replica's own feature means (a distance of means is
     not the mean of distances) is measurably not the one-device step."""
-    control = equivalence["sgan-local-means"]
-    assert control["loss_error"] > 10 * max(1e-4, control["loss_conditioning"]), control
-    assert control["max_relative_delta_error"] > 10 * max(1e-3, control["conditioning"]), control
+    control, sgan = equivalence["sgan-local-means"], equivalence["sgan"]  # the same SGAN, its probe's bounds
+    assert control["loss_error"] > 10 * max(1e-4, sgan["loss_conditioning"]), control
+    assert control["max_relative_delta_error"] > 10 * max(1e-3, sgan["conditioning"]), control
 
 
-def _every_kind(root: str) -> dict:
+def _every_kind(root: str, strategy) -> dict:
     """Every model kind's smoke preset trained 4 steps through ``run.train`` on 2 logical CPU devices, and the
     SGAN run that one device started (``moved``) continued on 2."""
-    from ganhelpers import distribute
-
-    strategy = distribute.make_strategy(devices=2)
     from ganhelpers import run
 
     out = {}
@@ -288,22 +293,14 @@ def _subprocess(*argv, timeout=900):
     return proc
 
 
-def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_device_counts(tmp_path):
+def test_every_model_kind_trains_on_two_devices_and_checkpoints_move_between_device_counts(two_devices):
     from types import SimpleNamespace
 
-    import numpy as np
     from tensorboard.plugins.hparams import metadata as hp_metadata
 
     from ganhelpers import run, summaries
 
-    root = tmp_path / "model_data"
-    # one device -> two: an SGAN run started here (one CPU device) to step 10 ...
-    sgan = run.model_kind("sgan").config("smoke")
-    started = run.train(sgan, "moved", root=root, steps=10, verbose=0)
-    assert started.results["replicas"] == 1
-    started.run.release()  # this process is done with the run: the next process may take it
-    proc = _subprocess(str(Path(__file__).resolve()), "every-kind", str(root))
-    kinds = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)][-1][len(RESULT_TAG):])
+    root, kinds = two_devices["root"], two_devices["every_kind"]
     for name in run.model_names():
         assert kinds[name]["replicas"] == 2 and kinds[name]["strategy"] == "MirroredStrategy", name
         assert kinds[name]["step"] == 4 and kinds[name]["final_losses"], name
@@ -367,7 +364,10 @@ def test_tpu_without_a_tpu_is_a_clear_error_naming_what_to_do(tmp_path):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["every-kind"]:
-        print(RESULT_TAG + json.dumps(_every_kind(sys.argv[2])), flush=True)
-    else:
-        print(RESULT_TAG + json.dumps(_equivalence()), flush=True)
+    from ganhelpers import distribute
+
+    # one strategy for the whole process: two MirroredStrategy objects share collective instance keys,
+    # and synchronised BatchNorm's all-reduces then meet the other's ("Shape mismatch in the collective")
+    two = distribute.make_strategy(devices=2)
+    both = {"equivalence": _equivalence(two), "every_kind": _every_kind(sys.argv[1], two)}
+    print(RESULT_TAG + json.dumps(both), flush=True)

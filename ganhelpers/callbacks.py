@@ -521,10 +521,11 @@ def read_loss_csv(path) -> dict[str, np.ndarray]:
 def loss_figure(csv_path, title: str | None = None):
     """A matplotlib ``Figure`` of a loss CSV: the losses of both networks on one chart, any other
     values (accuracies, estimates) on a second one. Drawn on a ``Figure`` object, never through
-    pyplot, so the caller's backend (a notebook's inline figures) is left alone."""
+    pyplot, so the caller's backend (a notebook's inline figures) is left alone. A run that has not
+    logged yet (fewer steps than ``training.log_every``: no CSV) gets empty axes that say so."""
     from matplotlib.figure import Figure
 
-    data = read_loss_csv(csv_path)
+    data = read_loss_csv(csv_path) if Path(csv_path).exists() else {}
     steps = data.get("step", np.array([]))
     losses = [k for k in data if k != "step" and "loss" in k]
     others = [k for k in data if k != "step" and k not in losses]
@@ -536,6 +537,9 @@ def loss_figure(csv_path, title: str | None = None):
         ax.set_ylabel(f"{label} (running mean over the epoch)")
         if keys:
             ax.legend(loc="best", fontsize="small")
+    if not len(steps):
+        axes[0].text(0.5, 0.5, f"no losses logged yet: {Path(csv_path).name} gets a row every training.log_every "
+                     "steps", ha="center", va="center", transform=axes[0].transAxes)
     axes[-1].set_xlabel("step")
     axes[0].set_title(title or Path(csv_path).parent.parent.name)
     fig.tight_layout()

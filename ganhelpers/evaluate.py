@@ -319,3 +319,27 @@ def mnist_learning_check(images, data_dir=None, cache_dir=None, threshold: float
                          f"{in_range}/10 classes within 5%-20% (min {shares.min():.1%}, max {shares.max():.1%}), "
                          f"KID {kid_mean:.4f} ± {kid_std:.4f}: {'passes' if passes else 'does not pass'}")
     return report
+
+
+def learning_check_for(model, config: dict, run=None, data_dir=None, num_samples: int | None = None) -> dict:
+    """The learning check that fits the data a run trained on, as the notebooks print it: the digit
+    classifier's :func:`learning_check` for the offline ``digits``, the ``mnist`` presets' bar
+    (:func:`mnist_learning_check` of 1,000 samples by the MNIST judge; the judge is trained once, about
+    5 minutes on 2 CPU cores, and cached in ``<data_dir>/models``) for ``mnist``; both recorded into
+    ``run`` (results.json and TensorBoard, :func:`record_learning_check`). Any other data (birds, dogs,
+    flowers): ``{"skipped": True, "summary": ...}`` saying why (no judge knows them)."""
+    from .data import networks_dir
+
+    name = config["data"]["name"]
+    cache_dir = networks_dir(data_dir)
+    if name == "digits":
+        return learning_check(model, num_samples=num_samples or 500, cache_dir=cache_dir, run=run)
+    if name == "mnist":
+        report = mnist_learning_check(model.sample(num_samples or 1000, seed=0), data_dir=data_dir, cache_dir=cache_dir)
+        report["step"] = int(model.step.numpy()) if hasattr(model, "step") else None
+        report["summary"] = f"learning check: {report['summary']}"
+        if run is not None:
+            record_learning_check(run, report)
+        return report
+    return {"skipped": True, "summary": f"learning check skipped: its judges know digits (the offline digits and "
+                                        f"MNIST), and this run trained on {name}"}

@@ -110,3 +110,10 @@ def test_the_learning_check_passes_real_test_digits_and_fails_one_class():
     # KID's scale is the judge's features' (128-d ReLU, norms ~30): real digits are near its floor,
     # one class is two orders of magnitude above it
     assert collapsed["kid"] > 20 * abs(real["kid"])
+
+
+@pytest.mark.parametrize("name", ["cub200", "stanford_dogs", "flowers"])
+def test_the_notebooks_learning_check_says_why_it_skips_data_no_judge_knows(name):
+    check = evaluate.learning_check_for(None, {"data": {"name": name}})
+    assert check == {"skipped": True, "summary": "learning check skipped: its judges know digits (the offline "
+                                                 f"digits and MNIST), and this run trained on {name}"}

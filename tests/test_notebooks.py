@@ -5,6 +5,7 @@ the cpu preset is where it does). Notebook 01 also
 resumes after a "disconnect" (a fresh kernel, the same RUN_NAME, a larger budget), and every
 exercise that is cheap in smoke runs as written: its parameters changed, then "Run all" again."""
 
+import os
 import re
 from pathlib import Path
 
@@ -281,3 +282,47 @@ def test_repository_is_named_in_one_place_and_everything_agrees():
         assert not any(c.get("outputs") or c.get("execution_count") for c in nb.cells if c.cell_type == "code"), \
             f"{path.name} is committed with outputs"
     assert len(setups) == 1  # one setup cell, the same in every notebook (tests/test_colab.py runs it)
+
+
+MNIST_DIR = Path(os.environ.get("GANHELPERS_MNIST_DIR", ROOT.parent / "shared" / "datasets"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MNIST_DIR / "mnist.npz").is_file(),
+                    reason=f"no mnist.npz in {MNIST_DIR}: download it with ganhelpers.data.mnist(DIR) (11 MB) and set "
+                           "GANHELPERS_MNIST_DIR=DIR")
+def test_dcgan_notebook_trains_its_mnist_preset_and_the_mnist_judge_checks_it(tmp_path):
+    """PRESET = "mnist" as a student sets it, with MNIST in DATA_DIR (a local copy, as a laptop without
+    internet has it); a few steps of a narrower network (the preset's whole budget is 15-19 minutes).
+    The learning check is the MNIST judge's bar, printed and recorded."""
+    import shutil
+
+    from ganhelpers import evaluate
+
+    data_dir = tmp_path / "data"
+    (data_dir / "models").mkdir(parents=True)
+    shutil.copy(MNIST_DIR / "mnist.npz", data_dir / "mnist.npz")
+    # the judge is trained once per machine (about 5 minutes) and cached; a DATA_DIR keeps its own copy
+    evaluate.mnist_judge(MNIST_DIR, download=False)
+    cached = evaluate.mnist_judge_cache_path()
+    for f in cached.parent.glob(cached.stem + ".*"):
+        shutil.copy(f, data_dir / "models" / f.name)
+    narrow = {"generator": {"base_filters": 8}, "discriminator": {"base_filters": 8}}
+    with Kernel("01_dcgan_birds.ipynb") as k:
+        try:
+            cells = k.run_all(PRESET="mnist", RUN_NAME="m", MODEL_DATA=str(tmp_path / "model_data"),
+                              DATA_DIR=str(data_dir), STEPS=3, CHANGES=narrow)
+            shown = check_outputs(cells)
+        finally:  # the TensorBoard the notebook started (not in smoke) must not outlive the test
+            k.run("from tensorboard import manager\nimport os, signal\n"
+                  f"[os.kill(i.pid, signal.SIGTERM) for i in manager.get_all() if {str(tmp_path)!r} in i.logdir]")
+    assert shown["figures"] >= 4
+    text = all_text(cells)
+    assert "(60000, 32, 32, 1) uint8" in text  # the real MNIST, 28 -> 32
+    [check] = learning_checks(cells)
+    assert re.match(r"learning check: MNIST judge \(99\.\d\d% on the test set\): \d+\.\d% of 1000 samples with "
+                    r"p >= 0\.9, \d+/10 classes within 5%-20% .* KID -?\d+\.\d+ ± \d+\.\d+: (passes|does not pass)$",
+                    check), check
+    run = results(tmp_path / "model_data" / "dcgan_mnist" / "m")
+    assert run["step"] == 3 and run["learning_check"]["summary"] == check and run["learning_check"]["step"] == 3
+    assert not run["learning_check"]["passes"]  # three steps do not make digits: the bar says so

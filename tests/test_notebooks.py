@@ -112,6 +112,12 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         assert len(learning_checks(cells)) == 1
         assert not (tmp_path / "model_data" / "wgan_smoke_gp" / "always5").exists()
         assert "every: 0" in (tmp_path / "model_data" / "wgan_smoke_clip" / "always5" / "config.yaml").read_text()
+        # STEPS = 1 (a first try): no generator iteration yet, so no Wasserstein curve; the notebook says so
+        cells = k.run_all(**smoke(tmp_path, RUN_NAME="one", MODELS=["clip"], STEPS=1))
+        check_outputs(cells, no_figure=("wasserstein.csv",))
+        assert "no Wasserstein estimates yet: one is logged per generator iteration, and these runs stopped before " \
+               "their first (STEPS)\n" in all_text(cells)
+        assert results(tmp_path / "model_data" / "wgan_smoke_clip" / "one")["final_wasserstein_estimate"] is None
 
 
 def test_sgan_notebook_and_its_exercises(tmp_path):
@@ -169,6 +175,13 @@ def test_pggan_notebook_and_its_exercise(tmp_path):
         # Exercise 2 as written: minibatch stddev off.
         check_outputs(k.run_all(**smoke(tmp_path, RUN_NAME="no_mbstd", CHANGES={"network": {"group_size": 1}})))
         assert results(exp / "no_mbstd")["resolution"] == 16
+        # STEPS = 1 (a first try): nothing logged and no level finished yet; the notebook says so
+        cells = k.run_all(**smoke(tmp_path, RUN_NAME="one", STEPS=1))
+        check_outputs(cells, no_figure=("read_growth_log", "level_*.png"))
+        text = all_text(cells)
+        assert "nothing logged yet: the schedule and the losses are logged every 2 steps, and this run stopped at " \
+               "step 1 (STEPS)\n" in text
+        assert "no level finished yet: this run stopped at step 1 (STEPS), in its first phase\n" in text
 
 
 def _tiles_std(png: bytes) -> float:

@@ -504,8 +504,9 @@ WGAN_PRESETS["cpu"]["gp"]["generator_iterations"] = 1500
 # Measured (docs/mnist_presets_results.md, session 3; 1,000 samples judged as benchmarks/reproduce.py
 # does), 2,000 generator iterations: 1e-4 gave 62.3% confident samples (9/10 classes), below the
 # judge's 80% bar; at 1,500 iterations 1e-4 with beta_1 0.5 (the authors' gan_mnist.py) gave 49.3%,
-# 2e-4 (the authors' gan_cifar_resnet.py) 65.9%, 4e-4 78.3%; 4e-4 at 2,000 passes: 80.5%, 10/10
-# classes (7.2%-13.2%), KID 5.96, in 17.4 minutes (a critic step ~100 ms: over the 15-minute aim).
+# 2e-4 (the authors' gan_cifar_resnet.py) 65.9%, 4e-4 78.3%; 4e-4 at 2,000 passes: from step 0 in one
+# benchmark run (benchmarks/reproduce.py --only wgan-gp) 81.6%, 10/10 classes (6.2%-13.6%), KID 5.24, in
+# 12.6 minutes on 2 free cores (80.5% in 17.4 minutes in a segmented run beside another process).
 WGAN_PRESETS["mnist"] = copy.deepcopy(WGAN_PRESETS["cpu"])
 WGAN_PRESETS["mnist"].update(experiment="wgan_mnist",
                              data={"name": "mnist", "image_size": 32, "channels": 1, "batch_size": 64})

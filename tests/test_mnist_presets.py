@@ -37,8 +37,10 @@ def test_mnist_presets_keep_the_papers_hyperparameters():
     assert (wgan["clip"]["clip_value"], wgan["clip"]["learning_rate"], wgan["data"]["batch_size"]) == (0.01, 5e-5, 64)
     assert wgan["clip"]["schedule"] == {"warmup_generator_iterations": 25, "warmup_n_critic": 100, "every": 500,
                                         "n_critic": 5}
+    # the learning rate is ours, measured (4e-4: 81.6% in 2,000 generator iterations; the paper's 1e-4 gave 62%
+    # in that budget: wgan.py and docs/mnist_presets_results.md); the rest is Gulrajani et al.'s
     assert (wgan["gp"]["gp_weight"], wgan["gp"]["n_critic"], wgan["gp"]["learning_rate"], wgan["gp"]["beta_1"],
-            wgan["gp"]["beta_2"]) == (10.0, 5, 1e-4, 0.0, 0.9)
+            wgan["gp"]["beta_2"]) == (10.0, 5, 4e-4, 0.0, 0.9)
     pggan = model_kind("pggan").config("mnist")["training"]
     assert (pggan["learning_rate"], pggan["beta_1"], pggan["beta_2"], pggan["gp_lambda"], pggan["drift"]) == \
         (1e-3, 0.0, 0.99, 10.0, 1e-3)

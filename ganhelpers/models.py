@@ -103,11 +103,16 @@ class GANBase(keras.Model):
         return self._draw(shape, lambda s: self.rng.uniform(s, minval, maxval),
                           lambda s, seed: tf.random.stateless_uniform(s, seed, minval, maxval))
 
+    def draw_share(self):
+        """``(replica id, replicas)`` where a step draws for the global batch (several replicas, or
+        ``global_draws`` on one device: ``(0, 1)``); ``None`` where it draws from ``rng`` directly."""
+        return replica_share() or ((0, 1) if self.global_draws else None)
+
     def _draw(self, shape, stateful, stateless):
         """One device: ``rng``'s own draw. Several replicas (or ``global_draws``): every replica
         advances ``rng`` by the global batch's count (a mirrored state: the same on every replica),
         draws the global batch's values from the state it read and keeps its rows."""
-        share = replica_share() or ((0, 1) if self.global_draws else None)
+        share = self.draw_share()
         if share is None:
             return stateful(shape)
 

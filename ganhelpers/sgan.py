@@ -34,7 +34,7 @@ from keras import layers
 from . import data as data_lib
 from . import summaries
 from .configs import preset_config
-from .distribute import global_batch_mean, replica_share, several_replicas
+from .distribute import global_batch_mean, several_replicas
 from .experiment import Run, open_run, seed_everything
 from .layers import Dropout, GaussianNoise
 from .models import GAN
@@ -492,7 +492,7 @@ class SGAN(GAN):
         faster); returns one output dict per batch. Under several replicas (or ``global_draws``) one
         call per batch: D's noise layers then draw each batch's noise for the global batch, the rows
         one device draws for it (a concatenation would pair the replicas' rows with other noise)."""
-        if replica_share() is not None or self.global_draws:
+        if self.draw_share() is not None:
             return [self.discriminator(b, training=True) for b in batches]
         out = self.discriminator(tf.concat(batches, axis=0), training=True)
         sizes = [tf.shape(b)[0] for b in batches]

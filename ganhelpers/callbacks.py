@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import time
 from pathlib import Path
 
 import keras
@@ -357,15 +358,24 @@ def latent_walk(model, path, frames: int = 60, seed: int = 0, num_images: int = 
 class LossHistory(keras.callbacks.Callback):
     """Appends every value the model reports (losses, accuracies, the Wasserstein estimate ...) to
     ``samples/losses.csv`` every ``every_n_steps`` steps and redraws
-    ``samples/losses.png`` at each epoch end. The CSV is appended to across resumes, so the plot
-    shows the whole run. Logged values are Keras's running means over the current epoch."""
+    ``samples/losses.png`` at an epoch end once ``plot_every_seconds`` have passed since the last
+    drawing (the first epoch end draws), and at the end of training. The CSV is appended to across
+    resumes, so the plot shows the whole run. Logged values are Keras's running means over the
+    current epoch.
 
-    def __init__(self, run, every_n_steps: int = 10, keys: tuple[str, ...] | None = None):
+    Why the redraw is timed: a drawing took 213 ms on a 2-core CPU, and the workshop's WGAN has 638
+    epochs of 28 steps (the digits are small), so drawing at every epoch end cost it 2.3 of its 11.4
+    minutes."""
+
+    def __init__(self, run, every_n_steps: int = 10, keys: tuple[str, ...] | None = None,
+                 plot_every_seconds: float = 10.0):
         super().__init__()
         self.run, self.every_n_steps, self.keys = run, every_n_steps, keys
+        self.plot_every_seconds = plot_every_seconds
         self.csv_path = run.samples / "losses.csv"
         self.png_path = run.samples / "losses.png"
         self._rows: list[dict] = []
+        self._drawn_at: float | None = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.step.numpy())
@@ -383,16 +393,22 @@ class LossHistory(keras.callbacks.Callback):
         append_csv_rows(self.csv_path, self._rows)
         self._rows = []
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._flush()
+    def _draw(self):
+        self._drawn_at = time.monotonic()
         if self.csv_path.exists():
             try:
                 plot_losses(self.csv_path, self.png_path)
             except (DamagedRunFile, ValueError) as err:  # a hand-edited CSV must not stop training
                 log.warning("cannot draw %s (%s); training goes on", self.png_path, err)
 
+    def on_epoch_end(self, epoch, logs=None):
+        self._flush()
+        if self._drawn_at is None or time.monotonic() - self._drawn_at >= self.plot_every_seconds:
+            self._draw()
+
     def on_train_end(self, logs=None):
         self._flush()
+        self._draw()
 
 
 def append_csv_rows(path: Path, rows: list[dict], fields: list[str] | None = None) -> None:

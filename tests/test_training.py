@@ -226,3 +226,29 @@ def test_tensorboard_writes_every_point_and_continues_steps_after_resume(model_d
     assert [p for p in run.logs.iterdir() if p.is_dir()] == []
     assert len(list(summaries._tagged(run, summaries.HPARAMS_TAG))) == 1  # the resume kept the first session
     assert len(summaries.read_layout(run.logs)) == 1
+
+
+def test_the_loss_plot_is_redrawn_at_most_every_plot_every_seconds_and_at_the_end(tmp_path):
+    """A drawing costs ~0.2 s, so an epoch end redraws only once ``plot_every_seconds`` have passed
+    since the last one (the first epoch end always draws); the end of training always draws."""
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(samples=tmp_path)
+    callbacks.append_csv_rows(tmp_path / "losses.csv", [{"step": i, "d_loss": 1.0 / i, "g_loss": 0.5} for i in
+                                                         range(1, 6)])
+    png = tmp_path / "losses.png"
+    slow = callbacks.LossHistory(run, plot_every_seconds=3600.0)
+    slow.on_epoch_end(0)
+    assert png.is_file()
+    png.unlink()
+    slow.on_epoch_end(1)
+    slow.on_epoch_end(2)
+    assert not png.exists()  # within the hour: not redrawn
+    slow.on_train_end()
+    assert png.is_file()  # the end of training shows every logged step
+    png.unlink()
+    every = callbacks.LossHistory(run, plot_every_seconds=0.0)
+    for epoch in range(2):
+        every.on_epoch_end(epoch)
+        assert png.is_file()
+        png.unlink()

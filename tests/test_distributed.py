@@ -81,10 +81,24 @@ def _equivalence(strategy) -> dict:
         return [v for net in (model.generator, model.discriminator)
                 for v in net.trainable_variables + net.non_trainable_variables]
 
-    def steps(model, batches, strategy_=None):
+    def step_state(model):
+        """Every variable a step reads or changes: the networks', the optimizers', the counters,
+        ``rng`` and the loss trackers (the logs are running means), so a model set back to these
+        values repeats its steps exactly."""
+        found, seen = [], set()
+        extra = [model.rng.state, *model.d_optimizer.variables, *model.g_optimizer.variables,
+                 *model.checkpoint_items().values(), *(v for m in model.metrics for v in m.variables)]
+        for v in variables(model) + extra:
+            if isinstance(v, tf.Variable | keras.Variable) and id(v) not in seen:
+                seen.add(id(v))
+                found.append(v)
+        return found
+
+    def steps(model, batches, strategy_=None, compiled=None):
         """``train_step`` on each batch, traced once per kind of step (WGAN: with and without the
-        generator update, in step 1 and 2)."""
-        compiled, wgan = {}, model.__class__.__name__.startswith("WGAN")
+        generator update, in step 1 and 2); ``compiled`` keeps the traces for another run."""
+        compiled = {} if compiled is None else compiled
+        wgan = model.__class__.__name__.startswith("WGAN")
         logs = []
         for i, batch in enumerate(batches):
             update = i == 0 if wgan else None
@@ -103,32 +117,34 @@ def _equivalence(strategy) -> dict:
             logs.append({k: float(np.asarray(v).reshape(-1)[0]) for k, v in out.items()})
         return logs
 
-    def delta_error(before, reference, other):
-        """The largest relative difference of two runs' weight changes, and the weight where it is."""
+    def delta_error(before, reference, other, paths):
+        """The largest relative difference of two runs' weight changes (the weights after each, as
+        arrays), and the weight where it is."""
         errors = []
-        for b0, vs, vo in zip(before, variables(reference), variables(other), strict=True):
-            ds, do = vs.numpy() - b0, vo.numpy() - b0
+        for b0, ws, wo, path in zip(before, reference, other, paths, strict=True):
+            ds, do = ws - b0, wo - b0
             if np.abs(ds).max() > 0:
                 # a change of a few float32 ulps of the value itself (a BatchNorm variance after two small
                 # steps) cannot be compared more finely than its round-off: 1e-3 of 1e-3 of it, ~16 ulps
                 floor = 1e-3 * np.abs(b0).max()
-                errors.append((float(np.abs(do - ds).max() / max(np.abs(ds).max(), floor)), vs.path))
+                errors.append((float(np.abs(do - ds).max() / max(np.abs(ds).max(), floor)), path))
         return max(errors), len(errors)
 
-    def compare(name, config, control=None, probe_too=True):
+    references = {}  # name -> one device's run: (weights before, logs, weights after)
+
+    def compare(name, config, control=None, probe_too=True, reference=None):
+        """Two steps on one device, again on one device from weights changed by 1e-6 of themselves
+        (the probe: the same model set back, its traces reused), and on the strategy's replicas.
+        ``reference``: the name of an earlier comparison whose one-device run this one shares."""
         kind = run.model_kind(name)
         data = kind.load_data(config, None, download=False)
         keras.utils.set_random_seed(0)
-        single, probe = build(kind, config), build(kind, config)
+        single = build(kind, config)
         with strategy.scope():
             mirrored = build(kind, config)
         before = [v.numpy() for v in variables(single)]
-        noise = np.random.default_rng(1)
-        for b0, vp, vm in zip(before, variables(probe), variables(mirrored), strict=True):
+        for b0, vm in zip(before, variables(mirrored), strict=True):
             vm.assign(b0)
-            # the probe: one device again, from weights changed by 1e-6 of themselves (round-off's size)
-            vp.assign((b0 * (1 + 1e-6 * noise.standard_normal(b0.shape))).astype(b0.dtype)
-                      if b0.dtype.kind == "f" and "seed_generator" not in vp.path else b0)
         if name == "pggan":
             mirrored.alpha.assign(single.alpha)
             res = single.resolution
@@ -137,26 +153,44 @@ def _equivalence(strategy) -> dict:
             batches = [images[i * batch:(i + 1) * batch] for i in range(STEPS)]
             order = tf.constant(_pggan_order(batch, 2, config["network"]["group_size"]))
             single_batches = [tf.gather(b, order) for b in batches]
-            for model in (single, probe):
-                for draw in ("normal", "uniform"):  # every draw of the step is one row per image
-                    own = getattr(model, draw)
-                    setattr(model, draw, lambda *a, own=own, **k: tf.gather(own(*a, **k), order))
+            for draw in ("normal", "uniform"):  # every draw of the step is one row per image
+                own = getattr(single, draw)
+                setattr(single, draw, lambda *a, own=own, **k: tf.gather(own(*a, **k), order))
         else:
             it = iter(kind.dataset(config, data))
             batches = [next(it) for _ in range(STEPS)]
             single_batches = batches
-        single.global_draws = probe.global_draws = True
-        logs_s = steps(single, single_batches)
-        logs_p = steps(probe, single_batches) if probe_too else logs_s
+        single.global_draws = True
+        if reference is None:
+            start, compiled = [v.numpy() for v in step_state(single)], {}
+            logs_s = steps(single, single_batches, compiled=compiled)
+            after_s = [v.numpy() for v in variables(single)]
+            references[name] = (before, logs_s, after_s)
+        else:
+            ref_before, logs_s, after_s = references[reference]
+            assert all(np.array_equal(a, b) for a, b in zip(ref_before, before, strict=True))  # the same start
+        logs_p, after_p = logs_s, None
+        if probe_too:
+            # the probe: one device again, from weights changed by 1e-6 of themselves (round-off's size)
+            for v, v0 in zip(step_state(single), start, strict=True):
+                v.assign(v0)
+            noise = np.random.default_rng(1)
+            for b0, vp in zip(before, variables(single), strict=True):
+                if b0.dtype.kind == "f" and "seed_generator" not in vp.path:
+                    vp.assign((b0 * (1 + 1e-6 * noise.standard_normal(b0.shape))).astype(b0.dtype))
+            logs_p = steps(single, single_batches, compiled=compiled)
+            after_p = [v.numpy() for v in variables(single)]
         if control is not None:
             control()
         logs_m = steps(mirrored, batches, strategy)
+        after_m = [v.numpy() for v in variables(mirrored)]
+        paths = [v.path for v in variables(mirrored)]
         rel = lambda a, b: abs(a - b) / max(abs(a), 1e-3)  # noqa: E731
         loss_error, worst_loss = max((rel(s[k], m[k]), f"step {i + 1} {k}: {s[k]} vs {m[k]}")
                                      for i, (s, m) in enumerate(zip(logs_s, logs_m, strict=True)) for k in s)
         loss_conditioning = max(rel(s[k], p[k]) for s, p in zip(logs_s, logs_p, strict=True) for k in s)
-        (error, worst), moved = delta_error(before, single, mirrored)
-        (conditioning, _), _ = delta_error(before, single, probe) if probe_too else ((None, None), None)
+        (error, worst), moved = delta_error(before, after_s, after_m, paths)
+        (conditioning, _), _ = delta_error(before, after_s, after_p, paths) if probe_too else ((None, None), None)
         return {"replicas": strategy.num_replicas_in_sync, "loss_error": loss_error, "worst_loss": worst_loss,
                 "max_relative_delta_error": error, "worst_weight": worst, "conditioning": conditioning,
                 "loss_conditioning": loss_conditioning,
@@ -202,28 +236,44 @@ def _equivalence(strategy) -> dict:
         sgan.global_batch_mean = lambda x: tf.reduce_mean(x, axis=0)
 
     try:
-        out["sgan-local-means"] = compare("sgan", smoke("sgan"), control=local_means, probe_too=False)
+        out["sgan-local-means"] = compare("sgan", smoke("sgan"), control=local_means, probe_too=False,
+                                          reference="sgan")
     finally:
         sgan.global_batch_mean = shared_mean
     return out
 
 
+def start_two_devices(root: Path) -> dict:
+    """Start the 2-device process in the background (``conftest.py`` does, as soon as the suite is
+    collected, so that its minutes of tracing overlap the tests before this file's): a one-device
+    process first trains an SGAN run to step 10 in ``root``, then this file as a script continues it
+    and does both halves of the checks. Its output goes to files beside ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    out, err = root.parent / "two_devices.out", root.parent / "two_devices.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(root)],
+                                cwd=Path(__file__).resolve().parents[1], stdout=stdout, stderr=stderr, env=_env())
+    return {"proc": proc, "root": root, "out": out, "err": err}
+
+
 @pytest.fixture(scope="module")
-def two_devices(tmp_path_factory):
+def two_devices(request, tmp_path_factory):
     """One process on 2 logical CPU devices does both halves of this file (TensorFlow is imported and
     split once): the equivalence above, and every kind trained through ``run.train`` (``_every_kind``),
-    after this process (one device) started an SGAN run that the other continues."""
-    from ganhelpers import run
-
-    root = tmp_path_factory.mktemp("two_devices") / "model_data"
-    # one device -> two: an SGAN run started here (one CPU device) to step 10 ...
-    started = run.train(run.model_kind("sgan").config("smoke"), "moved", root=root, steps=10, verbose=0)
-    assert started.results["replicas"] == 1
-    started.run.release()  # this process is done with the run: the next process may take it
-    proc = _subprocess(str(Path(__file__).resolve()), str(root))
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
-    assert lines, f"no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return {"root": root, **json.loads(lines[-1][len(RESULT_TAG):])}
+    after a one-device process started an SGAN run that it continues."""
+    started = getattr(request.config, "_two_devices", None) or start_two_devices(
+        tmp_path_factory.mktemp("two_devices") / "model_data")
+    proc = started["proc"]
+    try:
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stdout, stderr = started["out"].read_text(), started["err"].read_text()
+    assert proc.returncode == 0, f"the 2-device process failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_TAG)]
+    assert lines, f"no result:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    return {"root": started["root"], **json.loads(lines[-1][len(RESULT_TAG):])}
 
 
 @pytest.fixture(scope="module")
@@ -285,10 +335,14 @@ def _every_kind(root: str, strategy) -> dict:
     return out
 
 
+def _env() -> dict:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
 def _subprocess(*argv, timeout=900):
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+                          env=_env())
     assert proc.returncode == 0, f"{argv} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -364,6 +418,15 @@ def test_tpu_without_a_tpu_is_a_clear_error_naming_what_to_do(tmp_path):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--one-device":  # one device -> two: an SGAN run started on one CPU device to step 10
+        from ganhelpers import run
+
+        started = run.train(run.model_kind("sgan").config("smoke"), "moved", root=sys.argv[2], steps=10, verbose=0)
+        assert started.results["replicas"] == 1
+        started.run.release()
+        sys.exit(0)
+    # in its own process: TensorFlow here must not start before the split into 2 devices
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one-device", sys.argv[1]], check=True, env=_env())
     from ganhelpers import distribute
 
     # one strategy for the whole process: two MirroredStrategy objects share collective instance keys,

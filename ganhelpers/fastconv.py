@@ -30,9 +30,11 @@ padding, equal strides, an output exactly ``stride *`` the input, a kernel at le
 at least :data:`MIN_PHASE_CHANNELS` channels on the transposed side; otherwise, and on GPUs/TPUs
 (whose libraries run the transposed op well), the layers call the native op.
 The builders use these layers by default where TensorFlow sees no GPU/TPU (``training.conv:
-auto``; ``keras`` forces Keras' own ``Conv2D`` / ``Conv2DTranspose``, ``phases`` these). Measured on
-the DCGAN paper step: x1.35-1.42 on a 2-core AVX-512 CPU, x2.2 on a 2-core AVX2-only one (the
-README's speed section; ``benchmarks/torch_twin.py``).
+auto``; ``keras`` forces Keras' own ``Conv2D`` / ``Conv2DTranspose``, ``phases`` these). Measured:
+x2.2 on the DCGAN paper step of a 2-core AVX2-only CPU, x1.35-1.45 on the 5x5 ``full`` step of a
+2-core AVX-512 one, and 0.9-1.0 where the native op is fast (that AVX-512 CPU's 4x4 paper step and
+small ``cpu`` presets): the README's speed section, ``benchmarks/torch_twin.py``,
+``benchmarks/overheads.py``.
 """
 
 from __future__ import annotations

@@ -97,8 +97,9 @@ CONV_LAYERS = {"keras": (layers.Conv2D, layers.Conv2DTranspose),
 
 def resolve_conv(conv: str = "auto") -> str:
     """``"keras"`` or ``"phases"`` for a config's ``training.conv``: ``"auto"`` (the default) is the
-    phase form on a machine whose TensorFlow sees no GPU or TPU, where it is the faster one (the
-    DCGAN paper step: x1.35-1.42 on an AVX-512 CPU, x2.2 on an AVX2-only one; README, "Speed"), and
+    phase form on a machine whose TensorFlow sees no GPU or TPU (x2.2 on the DCGAN paper step of
+    an AVX2-only CPU, x1.35-1.45 on the 5x5 ``full`` step of an AVX-512 one; 0.9-1.0 where the
+    native op is fast, e.g. the small ``cpu`` presets on that AVX-512 CPU: README, "Speed"), and
     Keras' own layers where an accelerator's libraries run the transposed op well."""
     if conv == "auto":
         return "keras" if fastconv._accelerator_visible() else "phases"

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,10 +187,6 @@ def main(argv=None) -> int:
                                                          else "") for c, v in row.items() if "error" not in v]
         print(f"round {r + 1}: " + ", ".join(parts), flush=True)
 
-    def median(values):
-        values = sorted(values)
-        return values[len(values) // 2]
-
     summary = {"benchmark": "overheads", "model": args.model, "cpu_flags": _flags(), "isa": args.isa,
                "cores": os.cpu_count(), "steps": args.steps, "rounds": rounds}
     ok = [case for case in args.cases if all("error" not in row[case] for row in rounds)]
@@ -197,11 +194,12 @@ def main(argv=None) -> int:
         for case in ok:
             if case == "memory":
                 continue
-            cold = median([row["memory"]["cold_seconds"] / row[case]["cold_seconds"] for row in rounds])
+            cold = statistics.median_high([row["memory"]["cold_seconds"] / row[case]["cold_seconds"] for row in rounds])
             summary[f"{case}_cold_speed"] = cold
             line = f"{case}: cold x{cold:.2f} of memory's speed"
             if "warm_seconds" in rounds[0][case]:
-                warm = median([row["memory"]["warm_seconds"] / row[case]["warm_seconds"] for row in rounds])
+                warm = statistics.median_high([row["memory"]["warm_seconds"] / row[case]["warm_seconds"]
+                                               for row in rounds])
                 summary[f"{case}_warm_speed"] = warm
                 line += f", warm x{warm:.2f}"
             print(line)

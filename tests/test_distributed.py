@@ -426,7 +426,7 @@ if __name__ == "__main__":
         started.run.release()
         sys.exit(0)
     # in its own process: TensorFlow here must not start before the split into 2 devices
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one-device", sys.argv[1]], check=True, env=_env())
+    _subprocess(str(Path(__file__).resolve()), "--one-device", sys.argv[1])
     from ganhelpers import distribute
 
     # one strategy for the whole process: two MirroredStrategy objects share collective instance keys,

@@ -44,8 +44,11 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     return [f for f in FLAGS if f in have]
 
 
-def config_for(epochs: int, validation: int, data_dir: str | None, average_decay: float | None) -> dict:
+def config_for(epochs: int, validation: int, data_dir: str | None, average_decay: float | None,
+               keep_checkpoints: int | None = None) -> dict:
     config = sgan.sgan_config("full")
+    if keep_checkpoints is not None:  # every checkpoint of a long run, for --checkpoint-epoch to choose from
+        config["training"]["keep_checkpoints"] = keep_checkpoints
     config["data"]["validation"] = validation
     if data_dir:
         config["data"]["path"] = str(Path(data_dir) / "mnist.npz")
@@ -79,6 +82,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--validation", type=int, default=0, help="last N training images as the evaluation split")
     parser.add_argument("--data-dir", default=None, help="a folder holding mnist.npz (default: Keras' download)")
     parser.add_argument("--average-decay", type=float, default=None, help="D's weight average (preset: 0.999)")
+    parser.add_argument("--keep-checkpoints", type=int, default=None,
+                        help="checkpoints each run keeps (one every 5 epochs; preset: 3)")
     parser.add_argument("--root", default="model_data", help="where the run folders go")
     parser.add_argument("--name", default=None, help="run name prefix (default: test or validation)")
     parser.add_argument("--sweep", nargs="+", default=None, help="labels per class to sweep, 'all' = every label")
@@ -89,7 +94,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--plot", default=None, help="with --sweep: save the accuracy-vs-labels plot here")
     args = parser.parse_args(argv)
 
-    config = config_for(args.epochs, args.validation, args.data_dir, args.average_decay)
+    if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
+        parser.error(f"--keep-checkpoints must be at least 1, got {args.keep_checkpoints}")
+    config = config_for(args.epochs, args.validation, args.data_dir, args.average_decay, args.keep_checkpoints)
     split = sgan.evaluation_split(config)
     name = args.name or split
     if args.sweep:

@@ -2,6 +2,7 @@
 scaling, float32 outputs and losses), XLA, steps_per_execution, and the benchmark's FLOP count.
 No timing here: speed is measured by benchmarks/train_step.py."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -28,13 +29,14 @@ def _model(prec="float32", **training):
 
 
 def test_policy_for_picks_bf16_on_capable_cpus_fp16_on_gpus_and_float32_otherwise(tmp_path):
-    assert precision.policy_for("float32") == "float32"
-    assert precision.policy_for(None) == "float32"
-    assert precision.policy_for("mixed", device="gpu") == "mixed_float16"
-    assert precision.policy_for("mixed", device="tpu") == "mixed_bfloat16"
-    assert precision.policy_for("mixed", device="cpu", cpu_bf16=True) == "mixed_bfloat16"
-    assert precision.policy_for("mixed", device="cpu", cpu_bf16=False) == "float32"
-    assert precision.policy_for("mixed_bfloat16", device="cpu", cpu_bf16=False) == "mixed_bfloat16"
+    env = {}  # no oneDNN cap, whatever the environment the suite runs in
+    assert precision.policy_for("float32", environ=env) == "float32"
+    assert precision.policy_for(None, environ=env) == "float32"
+    assert precision.policy_for("mixed", device="gpu", environ=env) == "mixed_float16"
+    assert precision.policy_for("mixed", device="tpu", environ=env) == "mixed_bfloat16"
+    assert precision.policy_for("mixed", device="cpu", cpu_bf16=True, environ=env) == "mixed_bfloat16"
+    assert precision.policy_for("mixed", device="cpu", cpu_bf16=False, environ=env) == "float32"
+    assert precision.policy_for("mixed_bfloat16", device="cpu", cpu_bf16=False, environ=env) == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision must be one of"):
         precision.policy_for("half")
     info = tmp_path / "cpuinfo"
@@ -42,6 +44,35 @@ def test_policy_for_picks_bf16_on_capable_cpus_fp16_on_gpus_and_float32_otherwis
     assert precision.cpu_bf16_flags(info) == ["avx512_bf16"]
     info.write_text("flags\t\t: fpu sse avx2\n")
     assert precision.cpu_bf16_flags(info) == []
+
+
+def test_a_onednn_cap_below_bf16_keeps_mixed_in_float32_and_refuses_mixed_bfloat16(monkeypatch, caplog):
+    # ONEDNN_MAX_CPU_ISA=AVX2 (how benchmarks/workshop.py plays an AVX2 laptop) has no bfloat16
+    # kernels: "mixed" must not pick bfloat16 there even on a CPU whose flags have it
+    for cap in ("AVX2", "avx2", " AVX512_CORE ", "SSE41"):
+        assert precision.cap_blocks_bf16({"ONEDNN_MAX_CPU_ISA": cap})
+        with caplog.at_level(logging.WARNING, logger="ganhelpers.precision"):
+            assert precision.policy_for("mixed", device="cpu", cpu_bf16=True,
+                                        environ={"ONEDNN_MAX_CPU_ISA": cap}) == "float32"
+        assert f"capped at {cap.strip().upper()}" in caplog.text
+        caplog.clear()
+    assert precision.policy_for("mixed", device="cpu", cpu_bf16=True,
+                                environ={"DNNL_MAX_CPU_ISA": "AVX2"}) == "float32"  # oneDNN's old name
+    for cap in ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL", ""):
+        assert not precision.cap_blocks_bf16({"ONEDNN_MAX_CPU_ISA": cap})
+        assert precision.policy_for("mixed", device="cpu", cpu_bf16=True,
+                                    environ={"ONEDNN_MAX_CPU_ISA": cap}) == "mixed_bfloat16"
+    # a GPU's convolutions are not oneDNN's: the cap changes nothing there
+    assert precision.policy_for("mixed", device="gpu", environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "mixed_float16"
+    assert precision.policy_for("mixed_bfloat16", device="gpu",
+                                environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "mixed_bfloat16"
+    # asked for by name on a capped CPU: a clear error naming the option and the variable, from the
+    # config the user wrote, before any layer is built
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(ValueError, match=r"precision 'mixed_bfloat16'.*AVX2 \(ONEDNN_MAX_CPU_ISA\)"):
+        _model("mixed_bfloat16")
+    model = _model("mixed")
+    assert precision.compute_dtype(model.generator) == "float32"
 
 
 def test_policy_scope_restores_the_global_policy():

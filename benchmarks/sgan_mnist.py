@@ -92,6 +92,9 @@ def main(argv=None) -> dict:
                         help="with --collect: evaluate each seed's checkpoint saved after this many epochs (the "
                              "budget chosen on validation) instead of the end of the run")
     parser.add_argument("--plot", default=None, help="with --sweep: save the accuracy-vs-labels plot here")
+    parser.add_argument("--curve", default=None,
+                        help="with --validation: save the first seed's accuracy and feature-matching loss per "
+                             "epoch here (a .png)")
     args = parser.parse_args(argv)
 
     if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
@@ -115,12 +118,58 @@ def main(argv=None) -> dict:
     if has_curve:
         print(f"\n{split} accuracy per epoch (D's own weights), seed {args.seeds[0]}: "
               + " ".join(f"{a:.4f}" for a in summary["per_epoch"][0]))
+    if args.curve and has_curve:
+        run_dir = Path(args.root) / config["experiment"] / f"{name}_seed{args.seeds[0]}"
+        plot_curve(run_dir, split, (60000 - args.validation) // config["data"]["batch_size"], args.curve)
+        print(f"curve: {args.curve}")
     own = summary[f"sgan_{split}_accuracy_own_weights"]
     # the last line, for benchmarks/reproduce.py --sgan: the chosen setting's figure as JSON
     print(json.dumps({f"{split}_accuracy": float(np.mean(own)),
                       f"{split}_accuracy_std": float(np.std(own, ddof=1)) if len(own) > 1 else None,
                       "minutes": sum(summary["train_seconds"]) / 60, "num_labels": 100, "seeds": list(args.seeds)}))
     return summary
+
+
+def epoch_means(losses_csv: Path, column: str, steps_per_epoch: int) -> list[float]:
+    """The mean of ``column`` of a run's ``samples/losses.csv`` over each whole epoch's logged rows."""
+    import csv
+
+    rows = list(csv.DictReader(losses_csv.open()))
+    means, epoch = [], 1
+    while True:
+        values = [float(r[column]) for r in rows
+                  if (epoch - 1) * steps_per_epoch < int(r["step"]) <= epoch * steps_per_epoch]
+        if not values or int(rows[-1]["step"]) < epoch * steps_per_epoch:
+            return means
+        means.append(float(np.mean(values)))
+        epoch += 1
+
+
+def plot_curve(run_dir: Path, split: str, steps_per_epoch: int, path: str) -> None:
+    """Accuracy per epoch (D's own weights and its average) over the feature-matching loss per epoch
+    (its epoch mean, log scale: a spike is where it jumps) of one validation run."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a script, not a library: no display here
+    import matplotlib.pyplot as plt
+
+    r = json.loads((run_dir / "results.json").read_text())
+    own, avg = r[f"{split}_accuracy_per_epoch"], r.get(f"{split}_accuracy_averaged_per_epoch", [])
+    fm = epoch_means(run_dir / "samples" / "losses.csv", "g_loss", steps_per_epoch)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), dpi=100, sharex=True)
+    epochs = np.arange(1, len(own) + 1)
+    top.plot(epochs, [100 * a for a in own], marker=".", label="D's own weights")
+    if avg:
+        top.plot(epochs[:len(avg)], [100 * a for a in avg], marker=".", label="D's weight average")
+    top.axhline(100 * PAPER_ACCURACY, color="k", ls="--", lw=1, label="Salimans et al. 2016 (test, 300 epochs)")
+    top.set_ylabel(f"{split} accuracy %"), top.set_ylim(70, 100), top.grid(alpha=0.3), top.legend(loc="lower right")
+    bottom.semilogy(np.arange(1, len(fm) + 1), fm, marker=".", color="C3")
+    bottom.set_ylabel("feature-matching loss\n(epoch mean)"), bottom.set_xlabel(f"epoch ({steps_per_epoch} steps)")
+    bottom.grid(alpha=0.3)
+    top.set_title(f"SGAN on MNIST, 100 labels, {run_dir.name}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def at_epoch(summary: dict, config: dict, experiment_dir: Path, name: str, epoch: int, split: str) -> None:

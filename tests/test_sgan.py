@@ -274,3 +274,25 @@ def tensorboard_scalars(log_dir, tag):
                     values.append((event.step, float(tf.make_ndarray(v.tensor)) if v.HasField("tensor")
                                    else v.simple_value))
     return [v for _, v in sorted(values)]
+
+
+def test_the_reproductions_curve_reads_whole_epochs_of_a_run_folder(tmp_path):
+    """benchmarks/sgan_mnist.py --curve: the feature-matching loss per epoch is the mean of each whole
+    epoch's logged rows (a partial last epoch is left out), and the figure is written."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "sgan_mnist_bench", Path(__file__).resolve().parents[1] / "benchmarks" / "sgan_mnist.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = tmp_path / "validation_seed0"
+    (run / "samples").mkdir(parents=True)
+    rows = ["step,d_loss_sup,g_loss"] + [f"{s},0.1,{1.0 if s <= 50 else 3.0 if s <= 100 else 9.0}"
+                                         for s in range(10, 131, 10)]
+    (run / "samples" / "losses.csv").write_text("\n".join(rows) + "\n")
+    assert bench.epoch_means(run / "samples" / "losses.csv", "g_loss", 50) == [1.0, 3.0]  # steps 101-130: partial
+    (run / "results.json").write_text(json.dumps({"validation_accuracy_per_epoch": [0.9, 0.95],
+                                                  "validation_accuracy_averaged_per_epoch": [0.88, 0.94]}))
+    bench.plot_curve(run, "validation", 50, str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

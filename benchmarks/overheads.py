@@ -14,6 +14,8 @@ median ratio over rounds is reported. The cases, on the preset's own model and d
 * ``keras``: ``memory`` with Keras' own convolution layers (``training.conv = "keras"``) instead of
   the default's choice on this machine (``auto``; ``ganhelpers.layers.resolve_conv``).
 * ``pipeline``: ``fit`` on the preset's own ``tf.data`` pipeline (``kind.dataset``): the input cost.
+* ``iterate``: that pipeline iterated alone, no model: what producing one batch costs by itself
+  (milliseconds per batch, beside ``memory``'s milliseconds per step).
 * ``xla``: ``memory`` with ``training.jit_compile = True``.
 * ``bf16``: ``memory`` with ``training.precision = "mixed_bfloat16"``.
 * ``spe10``: ``memory`` with ``training.steps_per_execution = 10`` (fewer Python round trips).
@@ -41,7 +43,7 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CASES = ("memory", "keras", "pipeline", "xla", "bf16", "spe10", "intra1", "inter1", "run")
+CASES = ("memory", "keras", "pipeline", "iterate", "xla", "bf16", "spe10", "intra1", "inter1", "run")
 ISA_ENV = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
          "on_train_batch_end")
@@ -122,8 +124,18 @@ def _case(model: str, case: str, steps: int) -> dict:
                 "epochs": epochs, "callback_seconds": dict(hooks)}
     run_mod.seed_everything(config.get("seed", 0))
     data = kind.load_data(config, None, download=False)
-    model_ = kind.build(config)
     dataset = kind.dataset(config, data)
+    if case == "iterate":
+        it = iter(dataset)
+        passes = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(steps):
+                next(it)
+            passes.append(time.perf_counter() - start)
+        return {"iterate_ms_per_batch": 1000 * min(passes[1:]) / steps, "first_pass_ms_per_batch":
+                1000 * passes[0] / steps, "steps": steps}
+    model_ = kind.build(config)
     if case != "pipeline":
         dataset = tf.data.Dataset.from_tensors(next(iter(dataset))).repeat()
     spe = config["training"].get("steps_per_execution", 1)
@@ -184,15 +196,25 @@ def main(argv=None) -> int:
                 print(f"{case}: failed: {row[case]['error']}", flush=True)
         rounds.append(row)
         parts = [f"{c} cold {v['cold_seconds']:.1f} s" + (f" warm {v['warm_seconds']:.2f} s" if "warm_seconds" in v
-                                                         else "") for c, v in row.items() if "error" not in v]
+                                                         else "") if "cold_seconds" in v else
+                 f"{c} {v['iterate_ms_per_batch']:.2f} ms per batch" for c, v in row.items() if "error" not in v]
         print(f"round {r + 1}: " + ", ".join(parts), flush=True)
 
     summary = {"benchmark": "overheads", "model": args.model, "cpu_flags": _flags(), "isa": args.isa,
                "cores": os.cpu_count(), "steps": args.steps, "rounds": rounds}
     ok = [case for case in args.cases if all("error" not in row[case] for row in rounds)]
+    if "iterate" in ok:
+        alone = statistics.median_high([row["iterate"]["iterate_ms_per_batch"] for row in rounds])
+        summary["iterate_ms_per_batch"] = alone
+        line = f"iterate: the pipeline alone gives a batch every {alone:.2f} ms"
+        if "memory" in ok:
+            step = statistics.median_high([1000 * row["memory"]["warm_seconds"] / row["memory"]["steps"]
+                                           for row in rounds])
+            line += f" (memory's warm step: {step:.1f} ms)"
+        print(line)
     if "memory" in ok:
         for case in ok:
-            if case == "memory":
+            if case in ("memory", "iterate"):
                 continue
             cold = statistics.median_high([row["memory"]["cold_seconds"] / row[case]["cold_seconds"] for row in rounds])
             summary[f"{case}_cold_speed"] = cold

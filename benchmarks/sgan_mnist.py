@@ -99,6 +99,12 @@ def main(argv=None) -> dict:
 
     if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
         parser.error(f"--keep-checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if not 0 <= args.validation < 60000:
+        parser.error(f"--validation must lie in [0, 60000), got {args.validation}")
+    if args.checkpoint_epoch is not None and not 0 < args.checkpoint_epoch <= args.epochs:
+        parser.error(f"--checkpoint-epoch must lie in [1, --epochs={args.epochs}], got {args.checkpoint_epoch}")
     config = config_for(args.epochs, args.validation, args.data_dir, args.average_decay, args.keep_checkpoints)
     split = sgan.evaluation_split(config)
     name = args.name or split

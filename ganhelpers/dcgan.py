@@ -68,8 +68,8 @@ DCGAN_PRESETS: dict[str, dict] = {
                      "keep_checkpoints": 3},
     },
 }
-# The workshop preset (every notebook has one): the demo, which learns the digits in ~7 minutes on
-# 2 CPU cores (the README's workshop table: benchmarks/workshop.py).
+# The workshop preset (every notebook has one): the demo, which learns the digits in 2.3 minutes on
+# 2 CPU cores with oneDNN capped at AVX2 (the README's workshop table: benchmarks/workshop.py --isa avx2).
 DCGAN_PRESETS["cpu"] = copy.deepcopy(DCGAN_PRESETS["demo"])
 # A few steps on the digits: the tests' preset (it does not learn: its networks are tiny).
 DCGAN_PRESETS["smoke"] = copy.deepcopy(DCGAN_PRESETS["demo"])

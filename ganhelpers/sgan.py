@@ -113,7 +113,8 @@ SGAN_PRESETS: dict[str, dict] = {
         "sweep": {"per_class": [2, 5, 20, None], "epochs": 40},
     },
 }
-# The workshop preset: the offline digits recipe as it is (about half a minute per run on 2 cores).
+# The workshop preset: the offline digits recipe as it is (0.3 minutes per run on 2 cores: the
+# README's workshop table).
 SGAN_PRESETS["cpu"] = copy.deepcopy(SGAN_PRESETS["digits"])
 # The notebook's smoke preset: the digits recipe for a few epochs.
 SGAN_PRESETS["smoke"] = copy.deepcopy(SGAN_PRESETS["digits"])

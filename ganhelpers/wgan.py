@@ -489,7 +489,7 @@ WGAN_PRESETS["cpu"].update(experiment="wgan_digits",
                            data={"name": "digits", "image_size": 32, "channels": 1, "batch_size": 64})
 # 16 base maps (ours): the workshop's 10 minutes on 2 cores. 1,000 critic iterations took 57.6 s with
 # 32 base maps, 41.6 s with 24 and 30.0 s with 16 (2 December 2026, 2 cores, CPU flags avx2 fma avx512f
-# avx512_bf16, oneDNN capped at AVX2), and the clipping schedule runs 17,945 of them.
+# avx512_bf16, oneDNN capped at AVX2), and the clipping schedule runs 17,851 of them.
 WGAN_PRESETS["cpu"]["generator"].update(base_filters=16, kernel_size=4, projection="conv")
 WGAN_PRESETS["cpu"]["critic"].update(base_filters=16, kernel_size=4, head="conv")
 WGAN_PRESETS["cpu"]["training"].update(generator_iterations=3000, snapshot_every=250, checkpoint_every_steps=1000,

@@ -98,6 +98,11 @@ def test_wgan_notebook_and_its_exercises(tmp_path):
         steps = [results(tmp_path / "model_data" / f"wgan_smoke_{v}" / "default")["step"] for v in ("clip", "gp")]
         assert re.findall(r"^the whole budget of preset 'smoke': (\d+) steps, about .+ at this rate \(all done\)$",
                           text, re.M) == [str(n) for n in steps]  # per model, in critic iterations
+        # the schedule cell's promise, "the exact number of critic iterations", for each model's own budget
+        counts = re.search(r"\b(\d+) generator iterations = ([\d,]+) critic iterations \(batches\) with clipping; "
+                           r"(\d+) generator iterations = ([\d,]+) with WGAN-GP$", text, re.M)
+        assert counts, text[:3000]
+        assert [int(counts[2].replace(",", "")), int(counts[4].replace(",", ""))] == steps
         assert embedded_gifs(exported_html(k, cells)) == 2  # both GIFs show in the notebook exported to HTML
         assert any((tmp_path / "data" / "models").glob("digit_classifier_32px_1ch_*.keras"))  # with the datasets
         for variant, line in zip(("clip", "gp"), checks, strict=True):

@@ -26,6 +26,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,18 +129,20 @@ class Run:
     def lock_path(self) -> Path:
         return self.dir / LOCK_NAME
 
-    def acquire(self) -> bool:
-        """Take the run's lock (see :func:`open_run`); False if this process already held it."""
-        return _acquire(self.lock_path)
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the run's lock (see :func:`open_run`; ``wait``: seconds to wait for another process
+        to give it back); False if this process already held it."""
+        return _acquire(self.lock_path, wait)
 
     def release(self) -> None:
         """Give the run's lock back (it is also released when the process ends, however it ends)."""
         _release(self.lock_path)
 
     @contextlib.contextmanager
-    def lock(self):
-        """``with run.lock():`` hold the run's lock for the block; a no-op if this process holds it."""
-        taken = self.acquire()
+    def lock(self, wait: float = 0.0):
+        """``with run.lock():`` hold the run's lock for the block (``wait``: as :meth:`acquire`); a
+        no-op if this process holds it."""
+        taken = self.acquire(wait)
         try:
             yield self
         finally:
@@ -202,9 +205,10 @@ class ConfigMismatch(ValueError):
 _LOCKS: dict[str, int] = {}
 
 
-def _acquire(lock_path: Path) -> bool:
-    """flock ``lock_path`` (created if needed) for this process. Raises :class:`RunLocked` at once if
-    another process holds it; a filesystem without locks (some network mounts) only warns."""
+def _acquire(lock_path: Path, wait: float = 0.0) -> bool:
+    """flock ``lock_path`` (created if needed) for this process. Raises :class:`RunLocked` if another
+    process holds it, at once or after trying for ``wait`` seconds; a filesystem without locks (some
+    network mounts) only warns."""
     key = os.path.realpath(lock_path)
     if key in _LOCKS:
         return False
@@ -218,8 +222,16 @@ def _acquire(lock_path: Path) -> bool:
             raise UnsafeRunFolder(f"{lock_path} is a symbolic link (-> {os.readlink(lock_path)}): remove it and run "
                                   "again; ganhelpers never writes a run's files through a link") from None
         raise
+    deadline = time.monotonic() + max(0.0, float(wait))
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.close(fd)
@@ -275,6 +287,8 @@ SAFE_ON_RESUME = frozenset({
     "drift", "seed", "fid", "run_eagerly", "jit_compile", "steps_per_execution", "description",
     # evaluation and logging only; conv: the phase layers hold the same weights as Keras' own
     "metrics", "rank_by", "gif_fps", "snapshot_every_images", "steps_per_epoch", "conv",
+    # SGAN: which of D's weights report and how often (both sets are checkpointed whichever is chosen)
+    "evaluate_average", "evaluate_each_epoch",
 })
 
 
@@ -334,7 +348,8 @@ def _lookup(config: Any, key: str) -> Any:
 
 
 def open_run(experiment: str, run: str = "default", config: dict | None = None,
-             root: str | os.PathLike | None = None, fresh: bool = False, lock: bool = True) -> Run:
+             root: str | os.PathLike | None = None, fresh: bool = False, lock: bool = True,
+             wait: float = 0.0) -> Run:
     """Create (or reopen, to resume) ``<root>/<experiment>/<run>/`` and write ``config.yaml``.
 
     Reopening a run whose saved config differs from ``config``:
@@ -351,9 +366,12 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
 
     With ``lock`` (default) the process holds the run's lock from here on (:meth:`Run.acquire`;
     released by :meth:`Run.release` or when the process ends): a second process opening the same
-    run fails at once with :class:`RunLocked`. The leftovers of a killed process are then removed
-    (:func:`clean_leftovers`).
+    run fails with :class:`RunLocked`, at once or, with ``wait``, after trying for that many seconds
+    (for a run that other processes hold only briefly, as :func:`ganhelpers.sgan.run_seeds`' summary).
+    The leftovers of a killed process are then removed (:func:`clean_leftovers`).
     """
+    if not isinstance(wait, (int, float)) or isinstance(wait, bool) or not 0 <= wait < float("inf"):
+        raise ValueError(f"wait must be a number of seconds >= 0, got {wait!r}")
     for label, value in (("experiment", experiment), ("run", run)):
         if not value or any(c in value for c in "/\\") or value in (".", ".."):
             raise ValueError(f"{label} name {value!r} must be a non-empty folder name without slashes")
@@ -382,7 +400,7 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
                 f"run {r.dir} was trained with another config, and its checkpoints do not fit the new one: {shown}. "
                 f"Either train under a new run name, or start this run again from step 0 with fresh=True "
                 f"(CLI: --fresh), which deletes its checkpoints, frames and logs.")
-    taken = r.acquire() if lock else False
+    taken = r.acquire(wait) if lock else False
     try:
         if fresh and r.dir.exists():
             log.warning("fresh=True: deleting the previous run in %s", r.dir)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import yaml
 
 from ganhelpers import callbacks, experiment
-from ganhelpers.experiment import ConfigMismatch, open_run
+from ganhelpers.experiment import ConfigMismatch, RunLocked, open_run
 
 try:
     from ganhelpers.dcgan import build_dcgan, dcgan_config
@@ -73,6 +73,8 @@ def test_budget_and_learning_rate_changes_are_logged_and_saved(model_data, caplo
     assert run.config()["training"]["d_lr"] == 1e-3
     run.release()
     assert experiment.is_safe_on_resume("training.label_noise.flip_prob")
+    assert experiment.is_safe_on_resume("sgan.evaluate_average")
+    assert not experiment.is_safe_on_resume("sgan.average_decay")
     assert not experiment.is_safe_on_resume("discriminator.base_filters")
     assert not experiment.is_safe_on_resume("training.loss")
 
@@ -124,6 +126,37 @@ def test_a_second_process_on_the_same_run_fails_at_once(model_data):
     with run.lock():  # the context manager holds it for the block only
         assert other().returncode == 3
     assert other().stdout.strip() == "OPENED"
+
+
+def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
+    open_run("safety", "brief", _config(), root=model_data).release()
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(experiment.Path(experiment.__file__).parents[1])!r})
+        from ganhelpers.experiment import open_run
+        run = open_run("safety", "brief", root={str(model_data)!r})
+        print("HELD", flush=True)
+        time.sleep(2)
+        run.release()
+        print("RELEASED", flush=True)
+        time.sleep(30)  # still alive: the lock went back by release(), not by the process ending
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(RunLocked, match="in use by another process"):
+            open_run("safety", "brief", root=model_data)  # wait=0: at once
+        run = open_run("safety", "brief", root=model_data, wait=60)
+        assert holder.stdout.readline().strip() == "RELEASED" and holder.poll() is None
+        run.release()
+        with run.lock(wait=5):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    for bad in (-1, "5", float("nan"), True):
+        with pytest.raises(ValueError, match="wait must be a number of seconds"):
+            open_run("safety", "brief", root=model_data, wait=bad)
 
 
 # -- checkpoints --------------------------------------------------------------------------------

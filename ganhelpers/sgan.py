@@ -773,7 +773,11 @@ def run_seeds(config: dict, seeds=(0, 1, 2), data: dict | None = None, root=None
         summary[k] = [r[k] for r in per_seed]
         summary[f"{k}_mean"] = float(np.mean(summary[k]))
         summary[f"{k}_std"] = float(np.std(summary[k], ddof=1)) if len(seeds) > 1 else 0.0  # sample std
-    open_run(config["experiment"], run_name, config, root=root).update_results(summary)
+    # the summary run is held only while it is written: processes training other seeds of the same
+    # run_name (one per core) write theirs in turn instead of failing with RunLocked
+    summary_run = open_run(config["experiment"], run_name, config, root=root, lock=False)
+    with summary_run.lock(wait=600):
+        summary_run.update_results(summary)
     return summary
 
 

@@ -51,7 +51,9 @@ def config_for(epochs: int, validation: int, data_dir: str | None, average_decay
         config["training"]["keep_checkpoints"] = keep_checkpoints
     config["data"]["validation"] = validation
     if data_dir:
-        config["data"]["path"] = str(Path(data_dir) / "mnist.npz")
+        # absolute: a run resumed from another folder, or with ../x for /y/x, names the same file
+        # (a different data.path is a change of data, which resuming refuses)
+        config["data"]["path"] = str(Path(data_dir).resolve() / "mnist.npz")
     config["training"]["epochs"] = epochs
     config["sgan"]["evaluate_each_epoch"] = bool(validation)  # the test set: once, at the end
     if average_decay is not None:

@@ -1,7 +1,9 @@
 """Semi-supervised GAN: the logit trick, labelled subsets, the digits experiment (notebook 03:
 tests/test_notebooks.py)."""
 
+import fcntl
 import json
+import os
 
 import keras
 import numpy as np
@@ -249,6 +251,13 @@ def test_digits_sgan_beats_its_baseline_over_three_seeds(model_data):
     summary = sgan.run_seeds(config, seeds=(0, 1, 2), root=model_data, run_name="seeds", tensorboard=False)
     saved = json.loads((model_data / "sgan_digits" / "seeds" / "results.json").read_text())
     assert saved["num_labels"] == 50 and saved["seeds"] == [0, 1, 2]
+    # the summary run is not held after writing (a process per seed writes it in turn): a new open
+    # file description can take its flock
+    fd = os.open(model_data / "sgan_digits" / "seeds" / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
     assert saved["sgan_test_accuracy_mean"] == pytest.approx(np.mean(saved["sgan_test_accuracy"]))
     per_seed = json.loads((model_data / "sgan_digits" / "seeds_seed1" / "results.json").read_text())
     assert per_seed["seed"] == 1 and per_seed["num_labels"] == 50
@@ -276,7 +285,7 @@ def tensorboard_scalars(log_dir, tag):
     return [v for _, v in sorted(values)]
 
 
-def test_the_reproductions_curve_reads_whole_epochs_of_a_run_folder(tmp_path):
+def test_the_reproduction_script_reads_whole_epochs_and_names_its_data_absolutely(tmp_path):
     """benchmarks/sgan_mnist.py --curve: the feature-matching loss per epoch is the mean of each whole
     epoch's logged rows (a partial last epoch is left out), and the figure is written."""
     import importlib.util
@@ -296,3 +305,7 @@ def test_the_reproductions_curve_reads_whole_epochs_of_a_run_folder(tmp_path):
                                                   "validation_accuracy_averaged_per_epoch": [0.88, 0.94]}))
     bench.plot_curve(run, "validation", 50, str(tmp_path / "curve.png"))
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --data-dir becomes an absolute data.path: resuming from another folder names the same file
+    config = bench.config_for(5, 0, "../datasets", None)
+    assert config["data"]["path"] == str((Path.cwd().parent / "datasets" / "mnist.npz").resolve())
+    assert config["training"]["epochs"] == 5 and config["sgan"]["evaluate_each_epoch"] is False

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ganhelpers.precision import speed_flags  # noqa: E402  (TensorFlow-free: flags only)
 
 
 def _one(devices: int, steps: int) -> float:
@@ -40,15 +43,6 @@ def _one(devices: int, steps: int) -> float:
     start = time.perf_counter()
     model.fit(dataset, epochs=2, initial_epoch=1, steps_per_epoch=steps, verbose=0)
     return steps * batch / (time.perf_counter() - start)
-
-
-def _flags() -> str:
-    try:
-        words = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    have = set(words.split())
-    return " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in have)
 
 
 def main() -> None:
@@ -74,9 +68,9 @@ def main() -> None:
         ratios = sorted(row[key] / row[1] for row in rows)
         return ratios[len(ratios) // 2]
 
-    print(f"CPU flags: {_flags()}; {os.cpu_count()} cores; median ratio to 1 device: 2 logical devices "
+    print(f"CPU flags: {speed_flags()}; {os.cpu_count()} cores; median ratio to 1 device: 2 logical devices "
           f"{median(2):.2f}, 2 loopback workers {median('workers'):.2f}")
-    print(json.dumps({"benchmark": "distribute", "cpu_flags": _flags(), "rounds": rows,
+    print(json.dumps({"benchmark": "distribute", "cpu_flags": speed_flags(), "rounds": rows,
                       "median_ratio": median(2), "median_ratio_workers": median("workers")}))
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ganhelpers.precision import speed_flags  # noqa: E402  (TensorFlow-free: flags only)
+
 CASES = ("dist", "knn", "pr", "kid", "fid", "swd", "msssim")
 FEATURE_CASES = ("dist", "knn", "pr", "kid", "fid")
 
@@ -145,15 +147,6 @@ def _child(case: str, n: int, dims: int | None, shape, repeats: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    keep = [f for f in flags if f.startswith(("avx", "fma", "amx"))]
-    return " ".join(sorted(keep))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=10_000, help="samples per side (default 10,000)")
@@ -172,7 +165,7 @@ def main(argv=None) -> int:
 
     from _peak import measure_matmul_peak
 
-    print(f"CPU: {os.cpu_count()} logical cores; flags: {cpu_flags()}")
+    print(f"CPU: {os.cpu_count()} logical cores; flags: {speed_flags()}")
     peak_before = measure_matmul_peak("float32")
     rows = []
     for case in args.cases:

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from workshop import cpu_flags  # noqa: E402
-
+from ganhelpers.precision import speed_flags  # noqa: E402
 from notebooks import Kernel, all_text, smoke  # noqa: E402  (the notebook tests' harness)
 
 
@@ -48,7 +47,7 @@ def main() -> int:
     for line in all_text(cells).splitlines():  # the waits the notebook announces, and how long they took
         if line.startswith(("training the digit classifier", "digit classifier trained in", "training variant")):
             print("  notebook:", line)
-    print(f"notebook 05, smoke, fresh data folder: {total:.0f} s in all ({total / 60:.1f} min); CPU: {cpu_flags()}, "
+    print(f"notebook 05, smoke, fresh data folder: {total:.0f} s in all ({total / 60:.1f} min); CPU: {speed_flags()}, "
           f"{os.cpu_count()} cores")
     return 0
 

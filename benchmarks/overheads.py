@@ -162,8 +162,8 @@ def _run_case(model: str, case: str, steps: int, isa: str) -> dict:
 
 
 def main(argv=None) -> int:
-    sys.path.insert(0, str(HERE))
-    from distribute import _flags
+    sys.path.insert(0, str(HERE.parent))
+    from ganhelpers.precision import speed_flags
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="dcgan", help="a model kind whose cpu preset trains with fit (default dcgan)")
@@ -182,8 +182,8 @@ def main(argv=None) -> int:
         p.error(f"--model must be one of {', '.join(model_names())}, got {args.model!r}")
     if model_kind(args.model).fit is not None and set(args.cases) - {"run"}:
         p.error(f"--model {args.model} trains with its own loop, not fit: only --cases run measures it")
-    print(f"CPU flags: {_flags()} (oneDNN capped at: {args.isa}); {os.cpu_count()} cores; {args.model} cpu preset, "
-          f"{args.steps} steps per call", flush=True)
+    print(f"CPU flags: {speed_flags()} (oneDNN capped at: {args.isa}); {os.cpu_count()} cores; "
+          f"{args.model} cpu preset, {args.steps} steps per call", flush=True)
     rounds = []
     for r in range(args.rounds):
         row = {}
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
                  f"{c} {v['iterate_ms_per_batch']:.2f} ms per batch" for c, v in row.items() if "error" not in v]
         print(f"round {r + 1}: " + ", ".join(parts), flush=True)
 
-    summary = {"benchmark": "overheads", "model": args.model, "cpu_flags": _flags(), "isa": args.isa,
+    summary = {"benchmark": "overheads", "model": args.model, "cpu_flags": speed_flags(), "isa": args.isa,
                "cores": os.cpu_count(), "steps": args.steps, "rounds": rounds}
     ok = [case for case in args.cases if all("error" not in row[case] for row in rounds)]
     if "iterate" in ok:

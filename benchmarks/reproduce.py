@@ -35,20 +35,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from ganhelpers import dogs, evaluate, images  # noqa: E402
+from ganhelpers.precision import speed_flags  # noqa: E402
 from ganhelpers.run import model_kind, restore_model, train  # noqa: E402
 
 GENERATORS = ("dcgan", "wgan", "wgan-gp", "pggan", "dogs")
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-
-
-def cpu_flags() -> str:
-    """The CPU flags that matter for TensorFlow's kernels, from /proc/cpuinfo."""
-    try:
-        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    flags = set(line.split(":", 1)[1].split())
-    return " ".join(f for f in CPU_FLAGS if f in flags) or "none of " + "/".join(CPU_FLAGS)
 
 
 def judge_row(label: str, model, minutes: float, data_dir, docs: Path | None, grid_name: str, extra: str = "") -> dict:
@@ -142,7 +132,7 @@ def main(argv=None) -> int:
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="reproduce-"))
     docs = Path(args.docs) if args.docs else None
     _, accuracy = evaluate.mnist_judge(args.data_dir)
-    print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; MNIST judge {accuracy:.2%} on the test set; "
+    print(f"CPU flags: {speed_flags()}; {os.cpu_count()} cores; MNIST judge {accuracy:.2%} on the test set; "
           f"runs under {root}", flush=True)
     rows = [reference_row(args.data_dir)] if not args.only or "real" in args.only else []
     for name in GENERATORS:
@@ -154,7 +144,7 @@ def main(argv=None) -> int:
         rows += run_sgan(args.data_dir)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
-    print(f"\nCPU flags: {cpu_flags()}; {os.cpu_count()} cores; MNIST judge {accuracy:.2%} on the test set")
+    print(f"\nCPU flags: {speed_flags()}; {os.cpu_count()} cores; MNIST judge {accuracy:.2%} on the test set")
     print(markdown(rows))
     return 0
 

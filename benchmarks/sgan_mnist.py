@@ -28,20 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from ganhelpers import sgan  # noqa: E402
+from ganhelpers.precision import speed_flags  # noqa: E402
 
 PAPER_ACCURACY = 1.0 - 0.0093  # Salimans et al. 2016, table 1: 93 +- 6.5 errors per 10,000 with 100 labels
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
-    """The speed-relevant flags this CPU reports (Linux); [] where /proc/cpuinfo is absent."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return []
-    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return [f for f in FLAGS if f in have]
 
 
 def config_for(epochs: int, validation: int, data_dir: str | None, average_decay: float | None,
@@ -120,7 +109,7 @@ def main(argv=None) -> dict:
         at_epoch(summary, config, Path(args.root) / config["experiment"], name, args.checkpoint_epoch, split)
     has_curve = bool(summary["per_epoch"][0])  # validation runs record one figure per epoch
     print(f"\nSGAN on MNIST, 100 labels, {args.epochs} epochs of {60000 - args.validation} images / 100, {split} "
-          f"split ({time.perf_counter() - start:.0f} s wall here); CPU flags: {' '.join(cpu_flags()) or 'unknown'}; "
+          f"split ({time.perf_counter() - start:.0f} s wall here); CPU flags: {speed_flags()}; "
           f"{os.cpu_count()} cores\n")
     print(table(summary, split))
     if has_curve:
@@ -226,7 +215,7 @@ def sweep(config: dict, per_class: list, args, split: str) -> list[dict]:
                             tensorboard=False, verbose=2)
     print(f"\nSGAN vs the supervised baseline on the same labels, MNIST, {args.epochs} epochs each (SGAN and "
           f"baseline), seed {args.seeds[0]}, {split} split ({time.perf_counter() - start:.0f} s wall); CPU flags: "
-          f"{' '.join(cpu_flags()) or 'unknown'}; {os.cpu_count()} cores\n")
+          f"{speed_flags()}; {os.cpu_count()} cores\n")
     print(f"| labels | SGAN {split} accuracy | baseline | minutes (SGAN) |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['num_labels']} | {r[f'sgan_{split}_accuracy']:.2%} | {r[f'baseline_{split}_accuracy']:.2%} | "

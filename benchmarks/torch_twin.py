@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from distribute import _flags  # noqa: E402  (the CPU flags that matter, from /proc/cpuinfo)
+sys.path.insert(0, str(HERE.parent))
+from ganhelpers.precision import speed_flags  # noqa: E402  (TensorFlow-free: flags only)
 
 CASES = ("tf-keras", "tf-phases", "torch")
 ISA_ENV = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
@@ -175,7 +175,7 @@ def main(argv=None) -> None:
         values = sorted(values)
         return values[len(values) // 2]
 
-    summary = {"benchmark": "torch_twin", "cpu_flags": _flags(), "isa": args.isa, "cores": os.cpu_count(),
+    summary = {"benchmark": "torch_twin", "cpu_flags": speed_flags(), "isa": args.isa, "cores": os.cpu_count(),
                "batch": args.batch, "flops_per_image": flops, "rounds": rounds}
     # the yardstick: the fastest fp32 matmul any process of this run measured (TensorFlow's and
     # PyTorch's differ by up to 1.3x here; a framework's own slower one would flatter its step)

@@ -34,19 +34,11 @@ if "--isa" in sys.argv[1:-1] and sys.argv[sys.argv.index("--isa") + 1] == "avx2"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganhelpers import dogs, evaluate, images  # noqa: E402
+from ganhelpers.precision import speed_flags  # noqa: E402
 from ganhelpers.run import model_kind, train  # noqa: E402
 
 ROWS = (("01 DCGAN", "dcgan"), ("02 WGAN (clipping)", "wgan"), ("02 WGAN-GP", "wgan-gp"), ("03 SGAN", "sgan"),
         ("04 PGGAN", "pggan"), ("05 dog variants", "dogs"))
-
-
-def cpu_flags() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    except (OSError, IndexError):
-        return "unknown"
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512"
 
 
 def digit_check(model, classifier) -> str:
@@ -95,7 +87,7 @@ def main(argv=None) -> int:
     docs = Path(args.docs) if args.docs else None
     classifier, accuracy = evaluate.cached_digit_classifier(None, 32, 1)
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
-    print(f"CPU flags: {cpu_flags()} (oneDNN capped at: {cap}); {os.cpu_count()} cores; digit classifier held-out "
+    print(f"CPU flags: {speed_flags()} (oneDNN capped at: {cap}); {os.cpu_count()} cores; digit classifier held-out "
           f"accuracy {accuracy:.1%}")
     lines = ["| notebook | `cpu` preset learns | minutes |", "|---|---|---|"]
     for label, name in ROWS:

@@ -25,8 +25,6 @@ import contextlib
 import logging
 from pathlib import Path
 
-import keras
-
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed", "mixed_float16", "mixed_bfloat16")
@@ -38,16 +36,35 @@ ONEDNN_CAPS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", 
                             "AVX512_CORE_VNNI")
 
 
-def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
-    """The native-bfloat16 flags this CPU reports (Linux ``/proc/cpuinfo``); [] elsewhere."""
+# The CPU flags that decide which kernels TensorFlow's oneDNN runs: what a speed figure is reported with
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
+    """Every flag this CPU reports (Linux ``/proc/cpuinfo``); None where it cannot be read."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return []
+        return None
     flags = set()
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
+            flags.update(line.split(":", 1)[-1].split())
+    return flags
+
+
+def speed_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The :data:`SPEED_FLAGS` this CPU has, in that order, for printing beside a speed figure:
+    ``"avx2 fma avx512f avx512_bf16"``; ``"unknown"`` where the flags cannot be read."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return "unknown"
+    return " ".join(f for f in SPEED_FLAGS if f in flags) or "none of " + "/".join(SPEED_FLAGS)
+
+
+def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
+    """The native-bfloat16 flags this CPU reports (Linux ``/proc/cpuinfo``); [] elsewhere."""
+    flags = cpu_flags(cpuinfo) or set()
     return [f for f in CPU_BF16_FLAGS if f in flags]
 
 
@@ -119,6 +136,8 @@ def policy_scope(policy: str):
     """Build layers under the global dtype ``policy``; the previous global policy is restored after.
 
     Layers keep the policy they were built with, so models built inside mix with float32 code outside."""
+    import keras  # here, not at the top: the CPU flag readers serve benchmarks before TensorFlow loads
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -129,12 +148,14 @@ def policy_scope(policy: str):
 
 def wrap_optimizer(optimizer, policy: str):
     """``optimizer`` wrapped in a dynamic ``LossScaleOptimizer`` under ``mixed_float16``, else as is."""
+    import keras
+
     if policy == "mixed_float16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
 
-def compute_dtype(model: keras.Model) -> str:
+def compute_dtype(model) -> str:
     """The compute dtype of the model's first layer with weights (what its convolutions run in)."""
     for layer in model.layers:
         if layer.weights:

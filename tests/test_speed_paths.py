@@ -42,8 +42,13 @@ def test_policy_for_picks_bf16_on_capable_cpus_fp16_on_gpus_and_float32_otherwis
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
     assert precision.cpu_bf16_flags(info) == ["avx512_bf16"]
+    assert precision.speed_flags(info) == "avx2 avx512f avx512_bf16 amx_tile"  # SPEED_FLAGS' order
     info.write_text("flags\t\t: fpu sse avx2\n")
     assert precision.cpu_bf16_flags(info) == []
+    assert precision.speed_flags(info) == "avx2"
+    info.write_text("flags\t\t: fpu sse\n")
+    assert precision.speed_flags(info).startswith("none of avx2/fma/")
+    assert precision.speed_flags(tmp_path / "absent") == "unknown" and precision.cpu_bf16_flags(tmp_path / "x") == []
 
 
 def test_a_onednn_cap_below_bf16_keeps_mixed_in_float32_and_refuses_mixed_bfloat16(monkeypatch, caplog):

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks"), str(ROOT)]  # tests/notebooks.py first
 
 from ganhelpers.precision import speed_flags  # noqa: E402
 from notebooks import Kernel, all_text, smoke  # noqa: E402  (the notebook tests' harness)

@@ -205,10 +205,18 @@ class ConfigMismatch(ValueError):
 _LOCKS: dict[str, int] = {}
 
 
+def _check_wait(wait) -> float:
+    """``wait`` as seconds, or a ValueError naming it (a finite number >= 0)."""
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf"):
+        raise ValueError(f"wait must be a finite number of seconds >= 0, got {wait!r}")
+    return float(wait)
+
+
 def _acquire(lock_path: Path, wait: float = 0.0) -> bool:
     """flock ``lock_path`` (created if needed) for this process. Raises :class:`RunLocked` if another
     process holds it, at once or after trying for ``wait`` seconds; a filesystem without locks (some
     network mounts) only warns."""
+    wait = _check_wait(wait)
     key = os.path.realpath(lock_path)
     if key in _LOCKS:
         return False
@@ -222,7 +230,7 @@ def _acquire(lock_path: Path, wait: float = 0.0) -> bool:
             raise UnsafeRunFolder(f"{lock_path} is a symbolic link (-> {os.readlink(lock_path)}): remove it and run "
                                   "again; ganhelpers never writes a run's files through a link") from None
         raise
-    deadline = time.monotonic() + max(0.0, float(wait))
+    deadline = time.monotonic() + wait
     try:
         while True:
             try:
@@ -231,7 +239,11 @@ def _acquire(lock_path: Path, wait: float = 0.0) -> bool:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(0.1)
+                try:
+                    time.sleep(0.1)
+                except BaseException:  # Ctrl-C while waiting: no descriptor left open
+                    os.close(fd)
+                    raise
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.close(fd)
@@ -370,8 +382,7 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
     (for a run that other processes hold only briefly, as :func:`ganhelpers.sgan.run_seeds`' summary).
     The leftovers of a killed process are then removed (:func:`clean_leftovers`).
     """
-    if not isinstance(wait, (int, float)) or isinstance(wait, bool) or not 0 <= wait < float("inf"):
-        raise ValueError(f"wait must be a number of seconds >= 0, got {wait!r}")
+    _check_wait(wait)
     for label, value in (("experiment", experiment), ("run", run)):
         if not value or any(c in value for c in "/\\") or value in (".", ".."):
             raise ValueError(f"{label} name {value!r} must be a non-empty folder name without slashes")

@@ -41,16 +41,16 @@ SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
-    """Every flag this CPU reports (Linux ``/proc/cpuinfo``); None where it cannot be read."""
+    """Every flag this CPU reports (Linux ``/proc/cpuinfo``); None where it cannot be read or has no
+    ``flags`` line (an ARM CPU lists ``Features``)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
         return None
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[-1].split())
-    return flags
+    lines = [line for line in text.splitlines() if line.startswith("flags")]
+    if not lines:
+        return None
+    return {flag for line in lines for flag in line.split(":", 1)[-1].split()}
 
 
 def speed_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> str:

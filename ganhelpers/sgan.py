@@ -774,7 +774,9 @@ def run_seeds(config: dict, seeds=(0, 1, 2), data: dict | None = None, root=None
         summary[f"{k}_mean"] = float(np.mean(summary[k]))
         summary[f"{k}_std"] = float(np.std(summary[k], ddof=1)) if len(seeds) > 1 else 0.0  # sample std
     # the summary run is held only while it is written: processes training other seeds of the same
-    # run_name (one per core) write theirs in turn instead of failing with RunLocked
+    # run_name (one per core) write in turn instead of failing with RunLocked. Each writes the summary of
+    # the seeds it trained (the last one wins); benchmarks/sgan_mnist.py --collect builds the table of
+    # all seeds from their runs.
     summary_run = open_run(config["experiment"], run_name, config, root=root, lock=False)
     with summary_run.lock(wait=600):
         summary_run.update_results(summary)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -136,17 +137,23 @@ def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
         from ganhelpers.experiment import open_run
         run = open_run("safety", "brief", root={str(model_data)!r})
         print("HELD", flush=True)
-        time.sleep(2)
+        sys.stdin.readline()  # the test has seen RunLocked: now hold on a little, then give it back
+        time.sleep(1.0)
         run.release()
         print("RELEASED", flush=True)
         time.sleep(30)  # still alive: the lock went back by release(), not by the process ending
     """)
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == "HELD"
         with pytest.raises(RunLocked, match="in use by another process"):
             open_run("safety", "brief", root=model_data)  # wait=0: at once
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        start = time.monotonic()
         run = open_run("safety", "brief", root=model_data, wait=60)
+        assert time.monotonic() - start >= 0.5  # it waited for the release (1 s after "go")
         assert holder.stdout.readline().strip() == "RELEASED" and holder.poll() is None
         run.release()
         with run.lock(wait=5):
@@ -154,9 +161,11 @@ def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
     finally:
         holder.kill()
         holder.wait()
-    for bad in (-1, "5", float("nan"), True):
-        with pytest.raises(ValueError, match="wait must be a number of seconds"):
+    for bad in (-1, "5", float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="wait must be a finite number of seconds"):
             open_run("safety", "brief", root=model_data, wait=bad)
+        with pytest.raises(ValueError, match="wait must be a finite number of seconds"):
+            run.acquire(wait=bad)
 
 
 # -- checkpoints --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ scaling, float32 outputs and losses), XLA, steps_per_execution, and the benchmar
 No timing here: speed is measured by benchmarks/train_step.py."""
 
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def test_policy_for_picks_bf16_on_capable_cpus_fp16_on_gpus_and_float32_otherwis
     info.write_text("flags\t\t: fpu sse\n")
     assert precision.speed_flags(info).startswith("none of avx2/fma/")
     assert precision.speed_flags(tmp_path / "absent") == "unknown" and precision.cpu_bf16_flags(tmp_path / "x") == []
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd\n")  # ARM: no flags line
+    assert precision.speed_flags(info) == "unknown" and precision.cpu_bf16_flags(info) == []
+    # the flag readers serve benchmarks before TensorFlow loads (their thread settings must come first)
+    code = ("import sys; from ganhelpers import precision; precision.speed_flags(); "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_a_onednn_cap_below_bf16_keeps_mixed_in_float32_and_refuses_mixed_bfloat16(monkeypatch, caplog):

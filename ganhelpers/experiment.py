@@ -360,8 +360,7 @@ def _lookup(config: Any, key: str) -> Any:
 
 
 def open_run(experiment: str, run: str = "default", config: dict | None = None,
-             root: str | os.PathLike | None = None, fresh: bool = False, lock: bool = True,
-             wait: float = 0.0) -> Run:
+             root: str | os.PathLike | None = None, fresh: bool = False, lock: bool = True) -> Run:
     """Create (or reopen, to resume) ``<root>/<experiment>/<run>/`` and write ``config.yaml``.
 
     Reopening a run whose saved config differs from ``config``:
@@ -378,11 +377,10 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
 
     With ``lock`` (default) the process holds the run's lock from here on (:meth:`Run.acquire`;
     released by :meth:`Run.release` or when the process ends): a second process opening the same
-    run fails with :class:`RunLocked`, at once or, with ``wait``, after trying for that many seconds
-    (for a run that other processes hold only briefly, as :func:`ganhelpers.sgan.run_seeds`' summary).
-    The leftovers of a killed process are then removed (:func:`clean_leftovers`).
+    run fails at once with :class:`RunLocked` (``Run.lock(wait=...)`` waits for a run other processes
+    hold only briefly, as :func:`ganhelpers.sgan.run_seeds`' summary). The leftovers of a killed
+    process are then removed (:func:`clean_leftovers`).
     """
-    _check_wait(wait)
     for label, value in (("experiment", experiment), ("run", run)):
         if not value or any(c in value for c in "/\\") or value in (".", ".."):
             raise ValueError(f"{label} name {value!r} must be a non-empty folder name without slashes")
@@ -411,7 +409,7 @@ def open_run(experiment: str, run: str = "default", config: dict | None = None,
                 f"run {r.dir} was trained with another config, and its checkpoints do not fit the new one: {shown}. "
                 f"Either train under a new run name, or start this run again from step 0 with fresh=True "
                 f"(CLI: --fresh), which deletes its checkpoints, frames and logs.")
-    taken = r.acquire(wait) if lock else False
+    taken = r.acquire() if lock else False
     try:
         if fresh and r.dir.exists():
             log.warning("fresh=True: deleting the previous run in %s", r.dir)

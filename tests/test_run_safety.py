@@ -129,7 +129,7 @@ def test_a_second_process_on_the_same_run_fails_at_once(model_data):
     assert other().stdout.strip() == "OPENED"
 
 
-def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
+def test_a_run_lock_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
     open_run("safety", "brief", _config(), root=model_data).release()
     script = textwrap.dedent(f"""
         import sys, time
@@ -152,7 +152,8 @@ def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
         holder.stdin.write("go\n")
         holder.stdin.flush()
         start = time.monotonic()
-        run = open_run("safety", "brief", root=model_data, wait=60)
+        run = open_run("safety", "brief", root=model_data, lock=False)
+        assert run.acquire(wait=60)
         assert time.monotonic() - start >= 0.5  # it waited for the release (1 s after "go")
         assert holder.stdout.readline().strip() == "RELEASED" and holder.poll() is None
         run.release()
@@ -163,9 +164,10 @@ def test_open_run_can_wait_for_a_process_that_holds_the_run_briefly(model_data):
         holder.wait()
     for bad in (-1, "5", float("nan"), float("inf"), True):
         with pytest.raises(ValueError, match="wait must be a finite number of seconds"):
-            open_run("safety", "brief", root=model_data, wait=bad)
-        with pytest.raises(ValueError, match="wait must be a finite number of seconds"):
             run.acquire(wait=bad)
+        with pytest.raises(ValueError, match="wait must be a finite number of seconds"):
+            with run.lock(wait=bad):
+                pass
 
 
 # -- checkpoints --------------------------------------------------------------------------------

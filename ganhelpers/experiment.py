@@ -304,6 +304,11 @@ SAFE_ON_RESUME = frozenset({
 })
 
 
+# Keys whose mere presence changes the checkpointed state (PGGAN's running average of G: more
+# optimizer variables): absent counts as null, so adding one to an old run's config is refused too.
+STATE_KEYS = frozenset({"ema_decay"})
+
+
 def is_safe_on_resume(key: str) -> bool:
     """Whether the dotted config ``key`` may differ when a run resumes (see :data:`SAFE_ON_RESUME`)."""
     return any(part in SAFE_ON_RESUME for part in key.split("."))
@@ -312,11 +317,17 @@ def is_safe_on_resume(key: str) -> bool:
 def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(unsafe, safe) dotted keys that differ between a saved config and a new one. Keys present in
     only one of them count as safe (a newer version's default, an old run's retired key): if they
-    did change the networks, the checkpoint restore still refuses to load."""
+    did change the networks, the checkpoint restore still refuses to load. :data:`STATE_KEYS` are
+    the exception: absent is null, and any other difference is unsafe."""
     unsafe, safe = [], []
     old, new = _plain(old), _plain(new)  # YAML turns int keys and tuples into str keys and lists
     for key in sorted(_diff_keys(old, new)):
-        present = _lookup(old, key) is not _MISSING and _lookup(new, key) is not _MISSING
+        before, after = _lookup(old, key), _lookup(new, key)
+        if key.split(".")[-1] in STATE_KEYS:
+            same = (None if before is _MISSING else before) == (None if after is _MISSING else after)
+            (safe if same else unsafe).append(key)
+            continue
+        present = before is not _MISSING and after is not _MISSING
         (unsafe if present and not is_safe_on_resume(key) else safe).append(key)
     return unsafe, safe
 

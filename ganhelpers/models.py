@@ -30,6 +30,7 @@ Conventions shared by every model here:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import keras
@@ -40,6 +41,16 @@ from . import losses as losses_lib
 from .distribute import multi_worker, replica_share, shared_draw
 
 log = logging.getLogger(__name__)
+
+
+def average_pairs(optimizer) -> list:
+    """``[(variable, its running average)]`` kept by ``optimizer`` (Keras' ``use_ema``; a loss-scale
+    wrapper's inner optimizer too), or ``[]`` when it keeps none or has not stepped yet (Keras fills
+    an average with the variable at the optimizer's first step; before that it holds zeros)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if inner is None or not getattr(inner, "use_ema", False) or not inner.built or int(inner.iterations.numpy()) == 0:
+        return []
+    return list(zip(inner._trainable_variables, inner._model_variables_moving_average, strict=True))
 
 
 def _counter(name: str) -> tf.Variable:
@@ -254,6 +265,23 @@ class GAN(GANBase):
                     d_optimizer=self.d_optimizer, g_optimizer=self.g_optimizer, fixed_noise=self.fixed_noise)
 
     # -- how to draw samples --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def generator_average(self):
+        """Inside the block G holds the running average of its weights that its optimizer keeps
+        (``use_ema``: PGGAN's ``training.ema_decay``); after it, its own weights again, exactly. A
+        no-op where the optimizer keeps no average (or has not stepped yet). :meth:`generate`,
+        :meth:`sample` and :meth:`snapshot_images` draw through it, so every sample grid, GIF frame
+        and metric sees the average, as the papers that keep one evaluate."""
+        pairs = average_pairs(getattr(self, "g_optimizer", None))
+        saved = [keras.ops.convert_to_numpy(v) for v, _ in pairs]
+        try:
+            for v, average in pairs:
+                v.assign(average)
+            yield
+        finally:
+            for (v, _), value in zip(pairs, saved, strict=True):
+                v.assign(value)
+
     def sample_noise(self, n) -> tf.Tensor:
         """Noise N(0, 1) of shape ``(n, *latent_shape)`` drawn from the model's checkpointed RNG
         (training's randomness: use :meth:`sample` to draw images outside training)."""
@@ -271,7 +299,8 @@ class GAN(GANBase):
 
     def snapshot_images(self) -> np.ndarray:
         """G on the fixed noise, in inference mode (the GIF's frames)."""
-        return keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
+        with self.generator_average():
+            return keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
 
     def generate(self, n: int | None = None, noise=None, batch_size: int = 256) -> np.ndarray:
         """Images in [-1, 1] as float32 numpy, from ``noise`` or from ``n`` fresh noise vectors of the
@@ -280,8 +309,9 @@ class GAN(GANBase):
             noise = self.sample_noise(n if n is not None else int(self.fixed_noise.shape[0]))
         # direct calls in batches, not predict(): predict traces a function per model, and several
         # models in one process (a comparison) make TensorFlow warn about retracing
-        out = [keras.ops.convert_to_numpy(self.generator(noise[i:i + batch_size], training=False))
-               for i in range(0, int(noise.shape[0]), batch_size)]
+        with self.generator_average():
+            out = [keras.ops.convert_to_numpy(self.generator(noise[i:i + batch_size], training=False))
+                   for i in range(0, int(noise.shape[0]), batch_size)]
         return np.concatenate(out).astype(np.float32)
 
 

@@ -120,6 +120,9 @@ class ProgressiveGAN(GAN):
         width: multiplies every feature-map count (1.0 = the paper; 1/8 for a CPU).
         latent_dim: noise size; default ``fmaps(4, width)`` (512 in the paper).
         group_size: minibatch-stddev group (4). gp_lambda, drift: WGAN-GP's lambda and the drift weight.
+        ema_decay: keep a running average of G's weights with this decay (Keras' optimizer EMA on the
+            generator's Adam, so it restarts with the optimizer at every phase); samples, snapshots,
+            level grids and metrics draw from it (:meth:`GAN.generator_average`). ``None``: none.
 
     State (all checkpointed): ``phase`` (index into ``phases``), ``level`` (0 = 4x4), ``alpha``,
     ``phase_images`` (real images shown in the current phase), ``images_seen`` (in the whole run).
@@ -130,7 +133,12 @@ class ProgressiveGAN(GAN):
 
     def __init__(self, resolution: int = 64, channels: int = 3, width: float = 1.0, latent_dim: int | None = None,
                  group_size: int = 4, gp_lambda: float = 10.0, drift: float = 1e-3, seed: int = 0,
-                 num_fixed: int = 36, policy: str = "float32", **kwargs):
+                 num_fixed: int = 36, policy: str = "float32", ema_decay: float | None = None, **kwargs):
+        if ema_decay is not None and (isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float))
+                                      or not 0.0 < ema_decay < 1.0):
+            raise ValueError(f"training.ema_decay must be a number between 0 and 1 (exclusive) or null, "
+                             f"got {ema_decay!r}")
+        self.__dict__["_ema_decay"] = None if ema_decay is None else float(ema_decay)
         res = resolutions(resolution)
         with policy_scope(policy):  # every level's blocks compute in the policy's dtype
             nets = self._build_blocks(res, channels, width, latent_dim, group_size)
@@ -239,7 +247,7 @@ class ProgressiveGAN(GAN):
         self._fading = fading
         self.phase.assign(phase)
         self.level.assign(level)
-        self.d_optimizer, self.g_optimizer = self._adam(), self._adam()
+        self.d_optimizer, self.g_optimizer = self._adam(), self._adam(average=True)
         self.train_function = None  # the next fit traces a train step for the new networks
 
     def start_phase(self, phase: int) -> None:
@@ -253,11 +261,20 @@ class ProgressiveGAN(GAN):
                 epsilon: float = 1e-8, **kwargs):
         """Adam(1e-3, 0, 0.99, 1e-8) for both networks (section 4 / appendix A)."""
         self._adam_args = dict(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
-        super().compile(d_optimizer=self._adam(), g_optimizer=self._adam(), **kwargs)
+        super().compile(d_optimizer=self._adam(), g_optimizer=self._adam(average=True), **kwargs)
 
-    def _adam(self):
-        opt = keras.optimizers.Adam(**getattr(self, "_adam_args", {"learning_rate": 1e-3, "beta_1": 0.0,
-                                                                  "beta_2": 0.99, "epsilon": 1e-8}))
+    @property
+    def ema_decay(self) -> float | None:
+        return self.__dict__["_ema_decay"]
+
+    def _adam(self, average: bool = False):
+        """A fresh Adam; ``average`` (the generator's) keeps the running average of G's weights
+        when ``ema_decay`` is set."""
+        args = dict(getattr(self, "_adam_args", {"learning_rate": 1e-3, "beta_1": 0.0, "beta_2": 0.99,
+                                                 "epsilon": 1e-8}))
+        if average and self.ema_decay is not None:
+            args.update(use_ema=True, ema_momentum=self.ema_decay)
+        opt = keras.optimizers.Adam(**args)
         return wrap_optimizer(opt, self.__dict__["_nets"]["policy"])
 
     def checkpoint_items(self) -> dict:
@@ -317,8 +334,9 @@ class ProgressiveGAN(GAN):
 
     def snapshot_images(self) -> np.ndarray:
         """G on the fixed noise at the current level, upsampled by pixel replication to the target
-        resolution, so every frame of the growth has one size."""
-        imgs = keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
+        resolution, so every frame of the growth has one size (G's running average where one is kept)."""
+        with self.generator_average():
+            imgs = keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
         factor = self.resolutions[-1] // imgs.shape[1]
         return np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
 
@@ -507,7 +525,7 @@ def build_pggan(config: dict) -> ProgressiveGAN:
     model = ProgressiveGAN(d["image_size"], d.get("channels", 3), width=m["width"], latent_dim=m.get("latent_dim"),
                            group_size=m.get("group_size", 4), gp_lambda=t["gp_lambda"], drift=t["drift"],
                            seed=config.get("seed", 0), num_fixed=m.get("num_fixed", 36),
-                           policy=policy_for(t.get("precision", "float32")))
+                           policy=policy_for(t.get("precision", "float32")), ema_decay=t.get("ema_decay"))
     # eager steps (smoke) only on one device: a replicated step runs traced (tf.distribute runs an
     # eager strategy.run replica by replica, slowly, and warns)
     eager = bool(t.get("run_eagerly", False)) and tf.distribute.get_strategy().num_replicas_in_sync == 1
@@ -569,7 +587,8 @@ class PhaseProgress(keras.callbacks.ProgbarLogger):
 def save_level_grid(model: ProgressiveGAN, run: Run):
     """The fixed noise at the current level, at its native resolution: ``samples/level_RxR.png``."""
     r = model.resolution
-    grid = images_lib.make_grid(model.generator(model.fixed_noise, training=False).numpy())
+    with model.generator_average():
+        grid = images_lib.make_grid(model.generator(model.fixed_noise, training=False).numpy())
     path = images_lib.save_png(run.samples / f"level_{r:04d}x{r:04d}.png", grid)
     summaries.image(run, f"samples/level_{r}x{r}", grid, int(model.step.numpy()))
     return path

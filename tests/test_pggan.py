@@ -229,3 +229,67 @@ def test_traced_phases_train_without_tensorflows_retracing_warning(tmp_path):
     assert result.results["phase"] == 4 and result.results["step"] == 14  # every phase trained, traced
     assert seen == ["5 out of the last 11 calls to f triggered tf.function retracing (after training)"]
     assert tf_logger.filters == filters
+
+
+def _g_values(model):
+    return [w.numpy().copy() for w in model.generator.trainable_weights]
+
+
+def test_generator_average_is_the_papers_running_average_and_leaves_g_untouched():
+    """training.ema_decay: G's Adam keeps avg = d * avg + (1 - d) * w after every step (the first step
+    sets avg = w); sampling inside ``generator_average`` uses it, and G's own weights come back exactly."""
+    model = ProgressiveGAN(8, 1, width=1 / 32, seed=3, num_fixed=8, ema_decay=0.5)
+    model.compile()
+    model.run_eagerly = True
+    model.start_phase(0)
+    before = model.sample(4, seed=1)
+    assert np.array_equal(before, model.sample(4, seed=1))  # no step yet: no average, G's own weights
+    batch = tf.random.stateless_uniform((8, 4, 4, 1), (1, 2), -1.0, 1.0)
+    model.train_on_batch(batch)
+    w1 = _g_values(model)
+    model.train_on_batch(batch)
+    w2 = _g_values(model)
+    assert not all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+    with model.generator_average():
+        inside = _g_values(model)
+    for avg, a, b in zip(inside, w1, w2, strict=True):
+        np.testing.assert_allclose(avg, 0.5 * a + 0.5 * b, rtol=1e-6, atol=1e-7)
+    for now, b in zip(_g_values(model), w2, strict=True):
+        assert np.array_equal(now, b)
+    averaged = model.sample(4, seed=1)
+    raw = np.clip(model.generator(tf.random.Generator.from_seed(1).normal((4, model.latent_shape[0])),
+                                  training=False).numpy(), -1, 1)
+    assert np.abs(averaged - raw).max() > 1e-4  # sample() draws from the average, not from G
+    raw_frame = np.repeat(np.repeat(model.generator(model.fixed_noise).numpy(), 2, axis=1), 2, axis=2)
+    assert np.abs(model.snapshot_images() - raw_frame).max() > 1e-4  # so do the GIF's frames
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "0.99", True])
+def test_ema_decay_outside_0_1_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"training\.ema_decay must be a number between 0 and 1"):
+        build_pggan(pggan_config("smoke", training={**pggan_config("smoke")["training"], "ema_decay": bad}))
+
+
+def test_the_average_is_checkpointed_and_adding_it_to_an_old_run_is_refused(model_data):
+    from ganhelpers.experiment import ConfigMismatch
+
+    smoke = pggan_config("smoke")
+    config = pggan_config("smoke", data={"name": "digits", "image_size": 8, "channels": 1},
+                          training={**smoke["training"], "fade_images": 32, "stabilise_images": 32,
+                                    "checkpoint_every_steps": 2, "snapshot_every": 100, "ema_decay": 0.9})
+    data = {"images": load_images(config)}
+    model, run, results = train(config, "ema", root=model_data, data=data, verbose=0, tensorboard=False)
+    assert results["step"] == 6
+    second = build_pggan(config)
+    assert restore_progress(second, run.checkpoints).endswith("ckpt-6")
+    # the restored average (not only G's own weights) draws the same images
+    assert np.array_equal(second.sample(8, seed=5), model.sample(8, seed=5))
+    with second.generator_average():
+        restored = _g_values(second)
+    assert not all(np.array_equal(a, b) for a, b in zip(restored, _g_values(second), strict=True))
+
+    # an old run without the average cannot take one on resume: its optimizers hold no average
+    old = dict(config, training={k: v for k, v in config["training"].items() if k != "ema_decay"})
+    train(old, "plain", root=model_data, data=data, verbose=0, tensorboard=False, steps=2)
+    with pytest.raises(ConfigMismatch, match=r"training\.ema_decay"):
+        train(config, "plain", root=model_data, data=data, verbose=0, tensorboard=False)

@@ -344,3 +344,70 @@ def test_dcgan_notebook_trains_its_mnist_preset_and_the_mnist_judge_checks_it(tm
     run = results(tmp_path / "model_data" / "dcgan_mnist" / "m")
     assert run["step"] == 3 and run["learning_check"]["summary"] == check and run["learning_check"]["step"] == 3
     assert not run["learning_check"]["passes"]  # three steps do not make digits: the bar says so
+
+
+def _data_dir_with_mnist_and_judge(tmp_path) -> Path:
+    """A DATA_DIR as a laptop without internet has it: a copy of mnist.npz and of the cached judge
+    (trained once per machine, about 5 minutes, by the first caller)."""
+    import shutil
+
+    from ganhelpers import evaluate
+
+    data_dir = tmp_path / "data"
+    (data_dir / "models").mkdir(parents=True)
+    shutil.copy(MNIST_DIR / "mnist.npz", data_dir / "mnist.npz")
+    evaluate.mnist_judge(MNIST_DIR, download=False)
+    cached = evaluate.mnist_judge_cache_path()
+    for f in cached.parent.glob(cached.stem + ".*"):
+        shutil.copy(f, data_dir / "models" / f.name)
+    return data_dir
+
+
+JUDGED = (r"learning check: MNIST judge \(99\.\d\d% on the test set\): \d+\.\d% of 1000 samples with p >= 0\.9, "
+          r"\d+/10 classes within 5%-20% .* KID -?\d+\.\d+ ± \d+\.\d+: (passes|does not pass)$")
+
+# notebook, its parameters (narrow networks, a few steps; PGGAN: one step a phase, so the growth ends
+# at 32x32 and is judged), the learning-check lines it prints, the run folders it records them in
+MNIST_NOTEBOOKS = {
+    "02": ("02_wgan_birds.ipynb",
+           dict(STEPS=3, CHANGES={"generator": {"base_filters": 8}, "critic": {"base_filters": 8}}),
+           [r"WGAN \(weight clipping\): " + JUDGED, "WGAN-GP: " + JUDGED],
+           ["wgan_mnist_clip/m", "wgan_mnist_gp/m"]),  # 3 critic steps: no generator iteration, no Wasserstein plot
+    "04": ("04_pggan_fade_in.ipynb",
+           dict(WIDTH=1 / 32, CHANGES={"training": {"fade_images": 32, "stabilise_images": 32, "log_every": 1}}),
+           [JUDGED], ["pggan_mnist/m"]),
+    "05": ("05_dog_dcgan_variants.ipynb",
+           dict(STEPS=3, VARIANTS=["dcgan1"],
+                CHANGES={"generator": {"base_filters": 8}, "discriminator": {"base_filters": 8}}),
+           [r"learning check: ranked by FID on mnist-judge-[0-9a-f]+ features of 1000 samples: 1\. dcgan1 \d"], []),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MNIST_DIR / "mnist.npz").is_file(),
+                    reason=f"no mnist.npz in {MNIST_DIR}: download it with ganhelpers.data.mnist(DIR) (11 MB) and set "
+                           "GANHELPERS_MNIST_DIR=DIR")
+@pytest.mark.parametrize("which", sorted(MNIST_NOTEBOOKS))
+def test_notebooks_02_04_05_train_their_mnist_preset_as_a_student_sets_it(tmp_path, which):
+    """PRESET = "mnist" in notebooks 02 (both WGANs), 04 (the whole growth, 4x4 -> 32x32, one step a
+    phase) and 05 (one variant): the real MNIST is read from DATA_DIR, no cell errs, stderr stays quiet,
+    the figures appear, and the learning check is the MNIST judge's (05: the FID ranking on its features)."""
+    name, params, expected, run_dirs = MNIST_NOTEBOOKS[which]
+    data_dir = _data_dir_with_mnist_and_judge(tmp_path)
+    with Kernel(name) as k:
+        try:
+            cells = k.run_all(PRESET="mnist", RUN_NAME="m", MODEL_DATA=str(tmp_path / "model_data"),
+                              DATA_DIR=str(data_dir), **params)
+            shown = check_outputs(cells, no_figure=("wasserstein_clip_vs_gp",))
+        finally:  # the TensorBoard the notebook started (not in smoke) must not outlive the test
+            k.run("from tensorboard import manager\nimport os, signal\n"
+                  f"[os.kill(i.pid, signal.SIGTERM) for i in manager.get_all() if {str(tmp_path)!r} in i.logdir]")
+    assert shown["figures"] >= 3
+    assert "(60000, 32, 32, 1) uint8" in all_text(cells)  # the real MNIST, 28 -> 32
+    checks = learning_checks(cells)
+    assert len(checks) == len(expected), checks
+    for line, pattern in zip(checks, expected, strict=True):
+        assert re.match(pattern, line), line
+    for run_dir, line in zip(run_dirs, checks, strict=False):
+        recorded = results(tmp_path / "model_data" / run_dir)["learning_check"]
+        assert line.endswith(recorded["summary"]) and not recorded["passes"]  # a few steps make no digits

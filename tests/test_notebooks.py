@@ -313,18 +313,7 @@ def test_dcgan_notebook_trains_its_mnist_preset_and_the_mnist_judge_checks_it(tm
     """PRESET = "mnist" as a student sets it, with MNIST in DATA_DIR (a local copy, as a laptop without
     internet has it); a few steps of a narrower network (the preset's whole budget is 15-19 minutes).
     The learning check is the MNIST judge's bar, printed and recorded."""
-    import shutil
-
-    from ganhelpers import evaluate
-
-    data_dir = tmp_path / "data"
-    (data_dir / "models").mkdir(parents=True)
-    shutil.copy(MNIST_DIR / "mnist.npz", data_dir / "mnist.npz")
-    # the judge is trained once per machine (about 5 minutes) and cached; a DATA_DIR keeps its own copy
-    evaluate.mnist_judge(MNIST_DIR, download=False)
-    cached = evaluate.mnist_judge_cache_path()
-    for f in cached.parent.glob(cached.stem + ".*"):
-        shutil.copy(f, data_dir / "models" / f.name)
+    data_dir = _data_dir_with_mnist_and_judge(tmp_path)
     narrow = {"generator": {"base_filters": 8}, "discriminator": {"base_filters": 8}}
     with Kernel("01_dcgan_birds.ipynb") as k:
         try:

@@ -530,7 +530,7 @@ def build_pggan(config: dict) -> ProgressiveGAN:
     # eager strategy.run replica by replica, slowly, and warns)
     eager = bool(t.get("run_eagerly", False)) and tf.distribute.get_strategy().num_replicas_in_sync == 1
     model.compile(learning_rate=t["learning_rate"], beta_1=t["beta_1"], beta_2=t["beta_2"], epsilon=t["epsilon"],
-                  run_eagerly=eager)
+                  run_eagerly=eager, jit_compile=bool(t.get("jit_compile", False)) and not eager)
     for r in model.resolutions:
         if batch_size_at(config, r) % model.group_size:
             raise ValueError(f"batch size at {r}x{r} must be a multiple of group_size={model.group_size}")

@@ -542,7 +542,8 @@ def build_wgan(config: dict, variant: str = "clip") -> WGAN:
     policy = policy_for(config.get("training", {}).get("precision", "float32"))
     with policy_scope(policy):  # mixed precision: float32 output layers, float32 losses
         model, optimizers = _build_wgan(config, variant)
-    model.compile(*(wrap_optimizer(opt, policy) for opt in optimizers))
+    t = config.get("training", {})
+    model.compile(*(wrap_optimizer(opt, policy) for opt in optimizers), jit_compile=t.get("jit_compile", False))
     return model
 
 

@@ -193,3 +193,23 @@ def test_graph_flop_count_agrees_with_the_layer_count():
     # and on a dense layer: 2 x in x out
     dense = keras.Sequential([keras.Input((7,)), keras.layers.Dense(5)])
     assert graph_flops(dense, (7,)) == 2 * 7 * 5
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "sgan", "pggan", "dogs"])
+def test_every_model_kind_compiles_its_step_with_xla_when_the_config_asks(name, tmp_path):
+    """``training.jit_compile`` (README "The command line": a key every kind reads) reaches Keras'
+    ``compile`` for every model kind, and is off unless asked for; a traced PGGAN (its smoke preset
+    runs eagerly, where XLA does not apply) compiles too, and a WGAN run (the step with the generator
+    update inside ``tf.cond`` and the clipping) finishes its budget under XLA."""
+    from ganhelpers.run import model_kind, train
+
+    kind = model_kind(name)
+    config = kind.config("smoke")
+    assert kind.build(config).jit_compile is False
+    config["training"]["jit_compile"] = True
+    if name == "pggan":
+        config["training"]["run_eagerly"] = False
+    assert kind.build(config).jit_compile is True
+    if name == "wgan":
+        result = train(config, "xla", root=tmp_path, verbose=0)
+        assert int(result.model.step.numpy()) == result.results["step"] == result.total_steps > 0

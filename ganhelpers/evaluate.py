@@ -7,6 +7,8 @@ confidence, and how many of the 10 classes do those images cover (mode collapse 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -66,8 +68,6 @@ def digit_classifier_cache_path(cache_dir=None, image_size: int = 32, channels: 
                                 seed: int = 0):
     """``<cache_dir>/digit_classifier_<size>px_<channels>ch_e<epochs>_s<seed>.keras`` (default cache dir:
     :func:`ganhelpers.data.networks_dir`, ``models/`` in the data folder, beside the datasets)."""
-    from pathlib import Path
-
     from . import data
 
     folder = Path(cache_dir) if cache_dir is not None else data.networks_dir()
@@ -151,8 +151,6 @@ def record_learning_check(run, check: dict, step: int | None = None) -> dict:
     (classes covered) at ``step`` (default: the check's, i.e. the model's final step). The folder is
     checked for links first and written under the run's lock (atomic results.json). Returns the
     merged results."""
-    from pathlib import Path
-
     from . import summaries
     from .experiment import Run, check_run_folder
 
@@ -197,17 +195,63 @@ def mnist_judge_network(spec: dict = MNIST_JUDGE) -> keras.Model:
     ], name="mnist_judge")
 
 
-def mnist_judge_cache_path(cache_dir=None, spec: dict = MNIST_JUDGE):
-    """``<cache_dir>/mnist_judge_<hash of spec>.keras`` (default cache dir as the digit classifier's)."""
+def _judge_name(spec: dict) -> str:
     import hashlib
     import json
-    from pathlib import Path
 
+    return "mnist_judge_" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def mnist_judge_cache_path(cache_dir=None, spec: dict = MNIST_JUDGE):
+    """``<cache_dir>/mnist_judge_<hash of spec>.keras`` (default cache dir as the digit classifier's)."""
     from . import data
 
     folder = Path(cache_dir) if cache_dir is not None else data.networks_dir()
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    return folder / f"mnist_judge_{key}.keras"
+    return folder / f"{_judge_name(spec)}.keras"
+
+
+#: Where the judge trained with :data:`MNIST_JUDGE` ships inside the package: its weights
+#: (``.weights.h5``, 2.4 MB) and a ``.json`` with its test accuracy, its spec and the weights' sha256.
+#: Trained once by ``python tools/train_mnist_judge.py`` (the same :func:`train_mnist_judge`), so every
+#: machine and every Colab session judges with the very same network, and none spends the 5 CPU
+#: minutes training it.
+SHIPPED_NETWORKS = Path(__file__).resolve().parent / "networks"
+
+
+def shipped_mnist_judge_path(spec: dict = MNIST_JUDGE):
+    """``ganhelpers/networks/mnist_judge_<hash of spec>.weights.h5`` (present for :data:`MNIST_JUDGE`)."""
+    return SHIPPED_NETWORKS / f"{_judge_name(spec)}.weights.h5"
+
+
+def load_shipped_mnist_judge(spec: dict = MNIST_JUDGE, path=None) -> tuple[keras.Model, float] | None:
+    """The shipped judge of ``spec`` and its recorded test accuracy; ``None`` (with a logged line saying
+    why, when files exist) where there is none for this spec, or its weights do not match the sha256 its
+    ``.json`` records (a damaged or replaced file is never used: the judge is then trained as before)."""
+    import json
+    import logging
+
+    from .data import file_hash
+
+    path = Path(path) if path is not None else shipped_mnist_judge_path(spec)
+    meta = path.with_name(path.name.replace(".weights.h5", ".json"))
+    if not (path.is_file() and meta.is_file()):
+        return None
+    log = logging.getLogger(__name__)
+    try:
+        info = json.loads(meta.read_text())
+        expected, accuracy = info["sha256"], float(info["test_accuracy"])
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("ignoring the shipped MNIST judge: %s is not its record (%s)", meta, e)
+        return None
+    if info.get("spec") != json.loads(json.dumps(spec)):
+        log.warning("ignoring the shipped MNIST judge %s: it was trained with another spec", path.name)
+        return None
+    if file_hash(path, "sha256") != expected:
+        log.warning("ignoring the shipped MNIST judge: %s does not match the sha256 in %s", path, meta.name)
+        return None
+    model = mnist_judge_network(spec)
+    model.load_weights(path)
+    return model, accuracy
 
 
 def train_mnist_judge(data_dir=None, spec: dict = MNIST_JUDGE, download: bool = True) -> tuple[keras.Model, float]:
@@ -241,9 +285,11 @@ def train_mnist_judge(data_dir=None, spec: dict = MNIST_JUDGE, download: bool = 
 
 def mnist_judge(data_dir=None, cache_dir=None, download: bool = True, spec: dict = MNIST_JUDGE
                 ) -> tuple[keras.Model, float]:
-    """The judge of the ``mnist`` presets, trained by no preset: :func:`train_mnist_judge` once, then
-    kept on disk (``.keras`` plus its test accuracy in a ``.json``) keyed by ``spec``, so every
-    process judges with the very same network. Returns (model, MNIST test accuracy)."""
+    """The judge of the ``mnist`` presets, trained by no preset. For :data:`MNIST_JUDGE` the network
+    shipped in the package (:func:`load_shipped_mnist_judge`: the same on every machine); for any
+    other ``spec`` (or where the shipped file is damaged) :func:`train_mnist_judge` once, then kept
+    on disk (``.keras`` plus its test accuracy in a ``.json``) keyed by ``spec``, so every process
+    judges with the very same network. Returns (model, MNIST test accuracy)."""
     import json
     import os
     import tempfile
@@ -253,6 +299,10 @@ def mnist_judge(data_dir=None, cache_dir=None, download: bool = True, spec: dict
     path = mnist_judge_cache_path(cache_dir, spec)
     if str(path) in _LOADED:
         return _LOADED[str(path)]
+    shipped = load_shipped_mnist_judge(spec)
+    if shipped is not None:
+        _LOADED[str(path)] = shipped
+        return shipped
     meta = path.with_suffix(".json")
     if path.is_file() and meta.is_file():
         _LOADED[str(path)] = (keras.saving.load_model(path, compile=False),

@@ -5,6 +5,7 @@ and are skipped where it is absent (get it with ``ganhelpers.data.mnist(data_dir
 ``keras.datasets.mnist.load_data()``, and point ``GANHELPERS_MNIST_DIR`` at its folder).
 """
 
+import json
 import math
 import os
 from pathlib import Path
@@ -86,10 +87,13 @@ def test_dcgan_mnist_preset_trains_a_few_steps_on_the_real_file(model_data):
     assert rows[0].startswith("step") and len(rows) >= 3  # a header and the losses of steps 2 and 4
 
 
-@pytest.mark.slow
 @needs_mnist
 def test_the_judge_scores_at_least_99_percent_on_the_mnist_test_set():
+    """The judge every machine uses is the one shipped in the package (no 5-minute training per machine),
+    and its recorded accuracy is its own, measured again here on the 10,000 test images."""
+    assert evaluate.shipped_mnist_judge_path().is_file()
     judge, accuracy = evaluate.mnist_judge(MNIST_DIR, download=False)
+    assert evaluate.load_shipped_mnist_judge()[1] == accuracy
     d = data.mnist_padded(MNIST_DIR, 32, 1, download=False)
     x = d["x_test"].astype("float32") / 127.5 - 1.0
     probs = np.concatenate([np.asarray(judge(x[i:i + 500], training=False)) for i in range(0, len(x), 500)])
@@ -98,7 +102,56 @@ def test_the_judge_scores_at_least_99_percent_on_the_mnist_test_set():
     assert measured == pytest.approx(accuracy, abs=1e-4)  # the cached figure is this network's
 
 
-@pytest.mark.slow
+@needs_mnist
+def test_a_judge_of_another_spec_is_trained_once_cached_and_refused_below_the_bar(tmp_path, monkeypatch):
+    """The training path (a spec with no shipped network; here a tiny one, one epoch): trained, cached as
+    .keras + .json, read back from the cache by a later process, and a judge below the bar is refused."""
+    spec = dict(evaluate.MNIST_JUDGE, filters=(4, 4, 8, 8), dense=16, epochs=1, batch_size=256)
+    assert not evaluate.shipped_mnist_judge_path(spec).exists()
+    monkeypatch.setattr(evaluate, "MNIST_JUDGE_MIN_ACCURACY", 0.9)
+    judge, accuracy = evaluate.mnist_judge(MNIST_DIR, cache_dir=tmp_path, download=False, spec=spec)
+    assert 0.9 <= accuracy < 1.0
+    cached = evaluate.mnist_judge_cache_path(tmp_path, spec)
+    assert cached.is_file() and json.loads(cached.with_suffix(".json").read_text())["test_accuracy"] == accuracy
+    monkeypatch.setattr(evaluate, "_LOADED", {})  # a new process: from the cache, not trained again
+    monkeypatch.setattr(evaluate, "train_mnist_judge", lambda *a, **k: pytest.fail("trained again"))
+    again, again_accuracy = evaluate.mnist_judge(MNIST_DIR, cache_dir=tmp_path, download=False, spec=spec)
+    x = data.mnist_padded(MNIST_DIR, 32, 1, download=False)["x_test"][:200].astype("float32") / 127.5 - 1.0
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(judge(x)), atol=1e-6)
+    assert again_accuracy == accuracy
+    monkeypatch.undo()
+    monkeypatch.setattr(evaluate, "MNIST_JUDGE_MIN_ACCURACY", 0.9999)
+    with pytest.raises(RuntimeError, match=r"the MNIST judge scores 9\d\.\d\d% on the test set, below 100%"):
+        evaluate.mnist_judge(MNIST_DIR, cache_dir=tmp_path / "other", download=False, spec=spec)
+    assert not evaluate.mnist_judge_cache_path(tmp_path / "other", spec).exists()
+
+
+def test_a_damaged_or_foreign_shipped_judge_is_not_used(tmp_path, caplog):
+    import shutil
+
+    shipped = evaluate.shipped_mnist_judge_path()
+    meta = shipped.with_name(shipped.name.replace(".weights.h5", ".json"))
+    copy = tmp_path / shipped.name
+    shutil.copy(shipped, copy)
+    shutil.copy(meta, tmp_path / meta.name)
+    assert evaluate.load_shipped_mnist_judge(path=copy) is not None  # the copy as shipped loads
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    with caplog.at_level("WARNING", logger="ganhelpers.evaluate"):
+        assert evaluate.load_shipped_mnist_judge(path=copy) is None
+    assert "does not match the sha256" in caplog.text
+    other = dict(evaluate.MNIST_JUDGE, epochs=5)
+    with caplog.at_level("WARNING", logger="ganhelpers.evaluate"):
+        assert evaluate.load_shipped_mnist_judge(other, path=shipped) is None
+    assert "trained with another spec" in caplog.text
+    (tmp_path / meta.name).write_text("{not json")
+    with caplog.at_level("WARNING", logger="ganhelpers.evaluate"):
+        assert evaluate.load_shipped_mnist_judge(path=copy) is None
+    assert "is not its record" in caplog.text
+    assert evaluate.load_shipped_mnist_judge(path=tmp_path / "absent.weights.h5") is None
+
+
 @needs_mnist
 def test_the_learning_check_passes_real_test_digits_and_fails_one_class():
     d = data.mnist_padded(MNIST_DIR, 32, 1, download=False)

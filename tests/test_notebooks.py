@@ -336,19 +336,16 @@ def test_dcgan_notebook_trains_its_mnist_preset_and_the_mnist_judge_checks_it(tm
 
 
 def _data_dir_with_mnist_and_judge(tmp_path) -> Path:
-    """A DATA_DIR as a laptop without internet has it: a copy of mnist.npz and of the cached judge
-    (trained once per machine, about 5 minutes, by the first caller)."""
+    """A DATA_DIR as a laptop without internet has it: a copy of mnist.npz (the judge ships in the
+    package: ganhelpers/networks)."""
     import shutil
 
     from ganhelpers import evaluate
 
+    assert evaluate.shipped_mnist_judge_path().is_file()
     data_dir = tmp_path / "data"
-    (data_dir / "models").mkdir(parents=True)
+    data_dir.mkdir()
     shutil.copy(MNIST_DIR / "mnist.npz", data_dir / "mnist.npz")
-    evaluate.mnist_judge(MNIST_DIR, download=False)
-    cached = evaluate.mnist_judge_cache_path()
-    for f in cached.parent.glob(cached.stem + ".*"):
-        shutil.copy(f, data_dir / "models" / f.name)
     return data_dir
 
 

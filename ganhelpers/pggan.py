@@ -335,8 +335,7 @@ class ProgressiveGAN(GAN):
     def snapshot_images(self) -> np.ndarray:
         """G on the fixed noise at the current level, upsampled by pixel replication to the target
         resolution, so every frame of the growth has one size (G's running average where one is kept)."""
-        with self.generator_average():
-            imgs = keras.ops.convert_to_numpy(self.generator(self.fixed_noise, training=False)).astype(np.float32)
+        imgs = super().snapshot_images()  # at the current level's resolution
         factor = self.resolutions[-1] // imgs.shape[1]
         return np.repeat(np.repeat(imgs, factor, axis=1), factor, axis=2)
 
@@ -587,8 +586,7 @@ class PhaseProgress(keras.callbacks.ProgbarLogger):
 def save_level_grid(model: ProgressiveGAN, run: Run):
     """The fixed noise at the current level, at its native resolution: ``samples/level_RxR.png``."""
     r = model.resolution
-    with model.generator_average():
-        grid = images_lib.make_grid(model.generator(model.fixed_noise, training=False).numpy())
+    grid = images_lib.make_grid(GAN.snapshot_images(model))  # native size: not upsampled to the target
     path = images_lib.save_png(run.samples / f"level_{r:04d}x{r:04d}.png", grid)
     summaries.image(run, f"samples/level_{r}x{r}", grid, int(model.step.numpy()))
     return path

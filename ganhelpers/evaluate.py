@@ -223,6 +223,12 @@ def shipped_mnist_judge_path(spec: dict = MNIST_JUDGE):
     return SHIPPED_NETWORKS / f"{_judge_name(spec)}.weights.h5"
 
 
+def shipped_record_path(weights_path) -> Path:
+    """The ``.json`` record beside a shipped ``.weights.h5`` (test accuracy, spec, sha256)."""
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.name.replace(".weights.h5", ".json"))
+
+
 def load_shipped_mnist_judge(spec: dict = MNIST_JUDGE, path=None) -> tuple[keras.Model, float] | None:
     """The shipped judge of ``spec`` and its recorded test accuracy; ``None`` (with a logged line saying
     why, when files exist) where there is none for this spec, or its weights do not match the sha256 its
@@ -233,7 +239,7 @@ def load_shipped_mnist_judge(spec: dict = MNIST_JUDGE, path=None) -> tuple[keras
     from .data import file_hash
 
     path = Path(path) if path is not None else shipped_mnist_judge_path(spec)
-    meta = path.with_name(path.name.replace(".weights.h5", ".json"))
+    meta = shipped_record_path(path)
     if not (path.is_file() and meta.is_file()):
         return None
     log = logging.getLogger(__name__)

@@ -130,7 +130,7 @@ def test_a_damaged_or_foreign_shipped_judge_is_not_used(tmp_path, caplog):
     import shutil
 
     shipped = evaluate.shipped_mnist_judge_path()
-    meta = shipped.with_name(shipped.name.replace(".weights.h5", ".json"))
+    meta = evaluate.shipped_record_path(shipped)
     copy = tmp_path / shipped.name
     shutil.copy(shipped, copy)
     shutil.copy(meta, tmp_path / meta.name)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"the judge scores {accuracy:.2%}, below {evaluate.MNIST_JUDGE_MIN_ACCURACY:.0%}: not shipped")
     record = {"test_accuracy": accuracy, "spec": spec, "sha256": data.file_hash(out, "sha256"),
               "trained_by": "ganhelpers.evaluate.train_mnist_judge (tools/train_mnist_judge.py)"}
-    out.with_name(out.name.replace(".weights.h5", ".json")).write_text(json.dumps(record, indent=1) + "\n")
+    evaluate.shipped_record_path(out).write_text(json.dumps(record, indent=1) + "\n")
     print(f"{out} ({out.stat().st_size / 1e6:.1f} MB): {accuracy:.2%} on the 10,000 MNIST test images")
     return 0
 

@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m ganhelpers demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) tools/pytest_in_two.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

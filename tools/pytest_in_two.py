@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The files whose tests mostly wait on other processes: about half the suite's wall time
+# The files whose tests mostly wait on other processes (kernels, the CLI, workers, killed runs): a
+# little more than half the suite's test time, since the other half has the longer single tests
 # (measured with `pytest --durations=0`; the split is by file, so a file's fixtures stay together).
 PROCESS_FILES = [
     "tests/test_notebooks.py",
@@ -30,6 +31,7 @@ PROCESS_FILES = [
     "tests/test_session.py",
     "tests/test_cli.py",
     "tests/test_multiworker.py",
+    "tests/test_run_integrity.py",
 ]
 
 
@@ -56,7 +58,9 @@ def main(argv: list[str]) -> int:
     processes = [*base, *PROCESS_FILES, *argv]
     library = [*base, "tests", *[f"--ignore={f}" for f in PROCESS_FILES], *argv]
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as side_log:
+    log_path = Path(tempfile.mkdtemp(prefix="pytest_in_two.")) / "processes.log"
+    print(f"the processes' tests ({len(PROCESS_FILES)} files) run beside these; their log: {log_path}", flush=True)
+    with open(log_path, "w+", encoding="utf-8") as side_log:
         side = subprocess.Popen(processes, cwd=ROOT, env=env, stdout=side_log, stderr=subprocess.STDOUT, text=True)
         try:
             front_lines = []

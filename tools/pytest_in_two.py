@@ -9,11 +9,11 @@ together; the two share nothing but the caches, whose files are written atomical
     python tools/pytest_in_two.py [pytest arguments...]
 
 The arguments (``-k``, ``-x``, ``-m``...) go to both processes. The "library" process prints as it
-goes; the "processes" one is shown when both have ended, then one line each. The exit code is
+goes; the "processes" one writes a log file (its path printed first), shown when both have ended,
+then one summary line each. The exit code is
 pytest's: the first that is neither 0 nor 5 (no test selected), else 0 if either ran tests, else 5.
 """
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The files whose tests mostly wait on other processes (kernels, the CLI, workers, killed runs): 941 s
-# of the 1,586 s of test time of one serial run on 2 cores, 3 December 2026 (measured with `pytest --durations=0`; the split is by file, so a file's fixtures stay together).
+# of the 1,586 s of test time of one serial run on 2 cores, 3 December 2026 (measured with
+# `pytest --durations=0`; the split is by file, so a file's fixtures stay together).
 PROCESS_FILES = [
     "tests/test_notebooks.py",
     "tests/test_colab.py",
@@ -52,7 +53,6 @@ def main(argv: list[str]) -> int:
     missing = [f for f in PROCESS_FILES if not (ROOT / f).is_file()]
     if missing:
         raise SystemExit(f"pytest_in_two: {', '.join(missing)} named in PROCESS_FILES but not in the repository")
-    env = dict(os.environ)
     base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
     processes = [*base, *PROCESS_FILES, *argv]
     library = [*base, "tests", *[f"--ignore={f}" for f in PROCESS_FILES], *argv]
@@ -60,10 +60,10 @@ def main(argv: list[str]) -> int:
     log_path = Path(tempfile.mkdtemp(prefix="pytest_in_two.")) / "processes.log"
     print(f"the processes' tests ({len(PROCESS_FILES)} files) run beside these; their log: {log_path}", flush=True)
     with open(log_path, "w+", encoding="utf-8") as side_log:
-        side = subprocess.Popen(processes, cwd=ROOT, env=env, stdout=side_log, stderr=subprocess.STDOUT, text=True)
+        side = subprocess.Popen(processes, cwd=ROOT, stdout=side_log, stderr=subprocess.STDOUT, text=True)
         try:
             front_lines = []
-            with subprocess.Popen(library, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            with subprocess.Popen(library, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True) as front:
                 for line in front.stdout:
                     sys.stdout.write(line)
